@@ -1,0 +1,2 @@
+# urbanmoe's workflow: the rules live in workflow/ (see workflow/Snakefile).
+include: "workflow/Snakefile"

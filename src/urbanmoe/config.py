@@ -1,0 +1,103 @@
+"""The one configuration: ``config/config.yaml`` validated by ``resources/config.schema.yaml``.
+
+The schema holds every default; unknown keys and wrong types are errors. ``--set key=value``
+overrides (dotted keys, YAML-typed values) are applied before validation, so they are checked
+like the file itself. Snakemake and DVC read the same file.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+DEFAULT_CONFIG_PATH = Path("config/config.yaml")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, as one line naming the file, key and value."""
+
+
+def schema() -> dict[str, Any]:
+    """The configuration's JSON schema (with defaults)."""
+    text = resources.files("urbanmoe").joinpath("resources/config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _fill_defaults(node: dict[str, Any], sch: Mapping[str, Any]) -> None:
+    """Insert schema defaults for absent keys, recursing into objects."""
+    for key, sub in sch.get("properties", {}).items():
+        if key not in node and "default" in sub:
+            node[key] = copy.deepcopy(sub["default"])
+        if isinstance(node.get(key), dict) and sub.get("type") == "object":
+            _fill_defaults(node[key], sub)
+
+
+def _parse_override(item: str, source: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"{source}: override {item!r} is not of the form key=value")
+    key, raw = item.split("=", 1)
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"{source}: override {item!r} has an empty key")
+    return key.split("."), yaml.safe_load(raw) if raw != "" else ""
+
+
+def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str], source: str = "--set") -> None:
+    """Apply ``a.b.c=value`` overrides in place; values are parsed as YAML (``1e-3``, ``[1,2]``)."""
+    for item in overrides:
+        path, value = _parse_override(item, source)
+        node = cfg
+        for part in path[:-1]:
+            if not isinstance(node.setdefault(part, {}), dict):
+                raise ConfigError(f"{source}: {'.'.join(path)}: {part!r} is not a section")
+            node = node[part]
+        node[path[-1]] = value
+
+
+def validate(cfg: dict[str, Any], source: str) -> dict[str, Any]:
+    """Fill defaults, then validate; raise ConfigError naming the key and the offending value."""
+    out = copy.deepcopy(cfg)
+    _fill_defaults(out, schema())
+    validator = jsonschema.Draft7Validator(schema())
+    errors = sorted(validator.iter_errors(out), key=lambda e: list(e.path))
+    if errors:
+        err = errors[0]
+        where = ".".join(str(p) for p in err.path) or "(top level)"
+        raise ConfigError(f"{source}: {where}: {err.message}")
+    model = out["model"]
+    if model["n_specific"] + model["n_dual"] + model["n_shared"] == 0:
+        raise ConfigError(f"{source}: model: n_specific + n_dual + n_shared is 0: no experts")
+    return out
+
+
+def load_config(path: Path | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Read ``path`` (default ``config/config.yaml`` when it exists, else schema defaults),
+    apply overrides, fill defaults and validate."""
+    if path is None and DEFAULT_CONFIG_PATH.exists():
+        path = DEFAULT_CONFIG_PATH
+    cfg: dict[str, Any] = {}
+    source = str(path) if path is not None else "(defaults)"
+    if path is not None:
+        try:
+            cfg = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: file not found") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"{path}: (top level): expected a mapping, got {type(cfg).__name__}")
+    apply_overrides(cfg, overrides, source=f"{source} --set")
+    return validate(cfg, source)
+
+
+def config_hash(cfg: Mapping[str, Any]) -> str:
+    """A short stable hash of a (section of a) configuration, for cache keys and provenance."""
+    blob = json.dumps(cfg, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]

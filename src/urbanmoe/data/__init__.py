@@ -1,0 +1,1 @@
+"""Region-table datasets: the embedded synthetic benchmark, POI categories, loaders and splits."""

@@ -1,0 +1,94 @@
+"""Train/validation/test splits: the paper's random 60/20/20 (Section 3.1) and spatial blocks.
+
+Under a random split, neighbouring regions that share a label (real label rasters are coarser
+than the regions) fall on both sides and leak; spatial blocks assign whole square blocks of
+``block_km`` to one side, so the test regions are farther from anything seen in training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+EARTH_RADIUS_KM = 6371.0088
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row indices of each part; disjoint and together covering every region."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def part(self, name: str) -> np.ndarray:
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+
+def project_km(coords: np.ndarray, origin: tuple[float, float] | None = None) -> np.ndarray:
+    """Local equirectangular projection of (N, 2) lat/lon degrees to (N, 2) y/x km."""
+    lat, lon = coords[:, 0], coords[:, 1]
+    lat0, lon0 = origin if origin is not None else (float(lat.mean()), float(lon.mean()))
+    y = np.radians(lat - lat0) * EARTH_RADIUS_KM
+    x = np.radians(lon - lon0) * EARTH_RADIUS_KM * np.cos(np.radians(lat0))
+    return np.stack([y, x], axis=1)
+
+
+def _cuts(n: int, fractions: tuple[float, float, float]) -> tuple[int, int]:
+    f = np.asarray(fractions, dtype=float) / float(np.sum(fractions))
+    n_train = int(round(f[0] * n))
+    n_val = int(round(f[1] * n))
+    return n_train, n_train + n_val
+
+
+def random_split(n: int, fractions: tuple[float, float, float], seed: int) -> Split:
+    """A random partition of ``n`` rows in the given proportions (the paper's protocol)."""
+    order = np.random.default_rng(seed).permutation(n)
+    a, b = _cuts(n, fractions)
+    return Split(np.sort(order[:a]), np.sort(order[a:b]), np.sort(order[b:]))
+
+
+def block_ids(coords: np.ndarray, block_km: float) -> np.ndarray:
+    """Id of the ``block_km`` square block each region's centre falls in."""
+    yx = project_km(coords, origin=(float(coords[:, 0].min()), float(coords[:, 1].min())))
+    cells = np.floor(yx / block_km).astype(np.int64)
+    _, ids = np.unique(cells, axis=0, return_inverse=True)
+    return ids.reshape(-1)
+
+
+def spatial_block_split(
+    coords: np.ndarray, fractions: tuple[float, float, float], seed: int, block_km: float
+) -> Split:
+    """Whole blocks to one part: blocks in seeded random order fill train, then val, then test."""
+    blocks = block_ids(coords, block_km)
+    n_blocks = int(blocks.max()) + 1
+    if n_blocks < 3:
+        raise ValueError(f"spatial_block split: only {n_blocks} block(s) of {block_km} km; "
+                         "use a smaller split.block_km")
+    order = np.random.default_rng(seed).permutation(n_blocks)
+    sizes = np.bincount(blocks, minlength=n_blocks)[order]
+    a, b = _cuts(len(coords), fractions)
+    filled = np.cumsum(sizes) - sizes / 2.0  # a block goes where its middle falls
+    part_of_block = np.empty(n_blocks, dtype=np.int64)
+    part_of_block[order] = np.where(filled < a, 0, np.where(filled < b, 1, 2))
+    part = part_of_block[blocks]
+    return Split(*(np.flatnonzero(part == k) for k in range(3)))
+
+
+def make_split(
+    n: int,
+    coords: np.ndarray | None,
+    kind: str,
+    fractions: tuple[float, float, float],
+    seed: int,
+    block_km: float = 2.0,
+) -> Split:
+    """The configured split (``split.kind``) for a dataset of ``n`` regions."""
+    if kind == "random":
+        return random_split(n, fractions, seed)
+    if kind == "spatial_block":
+        if coords is None:
+            raise ValueError("split.kind spatial_block needs lat/lon columns in the region table")
+        return spatial_block_split(coords, fractions, seed, block_km)
+    raise ValueError(f"unknown split kind {kind!r}")

@@ -1,0 +1,248 @@
+"""The region-table contract (docs/data.md): loading and validation of one city's dataset.
+
+Every check stops at the first problem with one line naming the file, the column and the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+ID = "region_id"
+POI_PREFIX = "poi_"
+TRANSFORMS = ("log1p", "none")
+_DATASET_KEYS = {"name", "city", "table", "targets", "embeddings", "bbox", "noise_ceiling", "source"}
+_TARGET_KEYS = {"transform", "unit"}
+
+
+class DataError(ValueError):
+    """Bad input data, as one line: file, column, value."""
+
+
+@dataclass
+class RegionDataset:
+    """One city: its validated region table and what ``dataset.yaml`` says about it."""
+
+    root: Path
+    name: str
+    table: pd.DataFrame
+    tasks: list[str]
+    transforms: dict[str, str]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.table[ID].to_numpy()
+
+    @property
+    def coords(self) -> np.ndarray | None:
+        """(N, 2) lat/lon in degrees, or None when the table has no coordinates."""
+        if {"lat", "lon"} <= set(self.table.columns):
+            return self.table[["lat", "lon"]].to_numpy(dtype=np.float64)
+        return None
+
+    @property
+    def poi_columns(self) -> list[str]:
+        return [c for c in self.table.columns if c.startswith(POI_PREFIX)]
+
+    @property
+    def texts(self) -> list[str] | None:
+        if "text" not in self.table.columns:
+            return None
+        return self.table["text"].fillna("").astype(str).tolist()
+
+    @property
+    def image_paths(self) -> list[Path] | None:
+        if "image_path" not in self.table.columns:
+            return None
+        return [self.root / p for p in self.table["image_path"].astype(str)]
+
+    def targets(self) -> np.ndarray:
+        """(N, T) raw targets in task order; NaN where missing."""
+        return self.table[self.tasks].to_numpy(dtype=np.float64)
+
+    def embedding(self, modality: str) -> np.ndarray | None:
+        """Precomputed (N, d) embeddings of a modality aligned to the table, or None."""
+        rel = (self.meta.get("embeddings") or {}).get(modality)
+        if rel is None:
+            return None
+        return read_embeddings(self.root / rel, self.ids)
+
+    @property
+    def table_path(self) -> Path:
+        return self.root / self.meta["table"]
+
+
+def _fail(path: Path, column: str, message: str) -> DataError:
+    return DataError(f"{path}: column {column!r}: {message}")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet table; region_id read as string."""
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.suffix.lower() == ".parquet":
+        df = pd.read_parquet(path)
+    elif path.suffix.lower() == ".csv":
+        df = pd.read_csv(path, dtype={ID: str}, keep_default_na=True)
+    else:
+        raise DataError(f"{path}: unsupported table format {path.suffix!r} (use .csv or .parquet)")
+    if ID in df.columns:
+        df[ID] = df[ID].astype(str)
+    return df
+
+
+def _check_ids(df: pd.DataFrame, path: Path) -> None:
+    if df.empty:
+        raise DataError(f"{path}: the table is empty")
+    if ID not in df.columns:
+        raise DataError(f"{path}: column {ID!r}: missing")
+    dup = df[ID][df[ID].duplicated()]
+    if len(dup):
+        raise _fail(path, ID, f"duplicate id {dup.iloc[0]!r}")
+    empty = df[ID].str.strip() == ""
+    if empty.any():
+        raise _fail(path, ID, f"empty id at row {int(np.argmax(empty.to_numpy()))}")
+
+
+def _numeric(df: pd.DataFrame, col: str, path: Path, *, missing_ok: bool) -> pd.Series:
+    """The column as float, failing on the first non-numeric (or, unless allowed, missing) cell."""
+    raw = df[col]
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = values.isna().to_numpy() & (raw.notna().to_numpy() | (not missing_ok))
+    if bad.any():
+        i = int(np.argmax(bad))
+        what = "missing value" if pd.isna(raw.iloc[i]) else f"non-numeric value {_show(raw.iloc[i])}"
+        raise _fail(path, col, f"{what} (region {df[ID].iloc[i]!r})")
+    return values.astype(np.float64)
+
+
+def _show(value: Any) -> str:
+    """A cell as the user wrote it: 3.0, 'lots' (not np.float64(3.0))."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _first_bad(df: pd.DataFrame, col: str, mask: np.ndarray, path: Path, what: str) -> None:
+    if mask.any():
+        i = int(np.argmax(mask))
+        raise _fail(path, col, f"{what} {_show(df[col].iloc[i])} (region {df[ID].iloc[i]!r})")
+
+
+def _check_targets(df: pd.DataFrame, targets: dict[str, dict], path: Path) -> None:
+    for name, spec in targets.items():
+        if name not in df.columns:
+            raise _fail(path, name, "target column missing")
+        values = _numeric(df, name, path, missing_ok=True)
+        finite_or_nan = np.isfinite(values.to_numpy()) | values.isna().to_numpy()
+        _first_bad(df, name, ~finite_or_nan, path, "infinite value")
+        if spec["transform"] == "log1p":
+            _first_bad(df, name, (values < 0).to_numpy(), path, "negative value under log1p")
+        df[name] = values
+
+
+def _check_coords(df: pd.DataFrame, path: Path) -> None:
+    present = [c for c in ("lat", "lon") if c in df.columns]
+    if len(present) == 1:
+        raise _fail(path, present[0], "lat and lon come together; the other is missing")
+    for col, limit in (("lat", 90.0), ("lon", 180.0)):
+        if col in df.columns:
+            values = _numeric(df, col, path, missing_ok=False)
+            _first_bad(df, col, (values.abs() > limit).to_numpy(), path, "out of range")
+            df[col] = values
+
+
+def _check_pois(df: pd.DataFrame, path: Path) -> None:
+    for col in (c for c in df.columns if c.startswith(POI_PREFIX)):
+        values = _numeric(df, col, path, missing_ok=False)
+        _first_bad(df, col, (values < 0).to_numpy(), path, "negative count")
+        df[col] = values
+
+
+def _check_images(df: pd.DataFrame, root: Path, path: Path) -> None:
+    if "image_path" not in df.columns:
+        return
+    missing = df["image_path"].isna().to_numpy()
+    _first_bad(df, "image_path", missing, path, "missing tile")
+    exists = np.array([(root / str(p)).is_file() for p in df["image_path"]])
+    _first_bad(df, "image_path", ~exists, path, "file not found:")
+
+
+def read_embeddings(path: Path, ids: np.ndarray) -> np.ndarray:
+    """Read an embeddings table (region_id + numeric columns) aligned to ``ids``."""
+    df = read_table(path)
+    _check_ids(df, path)
+    cols = [c for c in df.columns if c != ID]
+    if not cols:
+        raise DataError(f"{path}: no embedding columns besides {ID!r}")
+    for col in cols:
+        df[col] = _numeric(df, col, path, missing_ok=False)
+    known = set(df[ID])
+    absent = [i for i in ids if i not in known]
+    if absent:
+        raise _fail(path, ID, f"region {absent[0]!r} is in the table but not in this modality")
+    extra = known - set(ids)
+    if extra:
+        raise _fail(path, ID, f"region {sorted(extra)[0]!r} is in this modality but not the table")
+    return df.set_index(ID).loc[ids, cols].to_numpy(dtype=np.float32)
+
+
+def _read_meta(root: Path) -> dict[str, Any]:
+    path = root / "dataset.yaml"
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (a dataset folder needs a dataset.yaml)")
+    try:
+        meta = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise DataError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    unknown = sorted(set(meta) - _DATASET_KEYS)
+    if unknown:
+        raise DataError(f"{path}: unknown key {unknown[0]!r}")
+    for key in ("name", "table", "targets"):
+        if key not in meta:
+            raise DataError(f"{path}: key {key!r}: missing")
+    targets = meta["targets"]
+    if not isinstance(targets, dict) or not targets:
+        raise DataError(f"{path}: key 'targets': needs at least one target, got {targets!r}")
+    for name, spec in list(targets.items()):
+        spec = {"transform": "log1p"} if spec is None else dict(spec)
+        bad = sorted(set(spec) - _TARGET_KEYS)
+        if bad:
+            raise DataError(f"{path}: targets.{name}: unknown key {bad[0]!r}")
+        spec.setdefault("transform", "log1p")
+        if spec["transform"] not in TRANSFORMS:
+            raise DataError(f"{path}: targets.{name}.transform: {spec['transform']!r} "
+                            f"is not one of {list(TRANSFORMS)}")
+        targets[name] = spec
+    return meta
+
+
+def load_dataset(root: Path) -> RegionDataset:
+    """Load and validate a dataset folder (``dataset.yaml`` + region table)."""
+    root = Path(root)
+    meta = _read_meta(root)
+    path = root / str(meta["table"])
+    df = read_table(path)
+    _check_ids(df, path)
+    _check_targets(df, meta["targets"], path)
+    _check_coords(df, path)
+    _check_pois(df, path)
+    _check_images(df, root, path)
+    ds = RegionDataset(
+        root=root,
+        name=str(meta["name"]),
+        table=df.reset_index(drop=True),
+        tasks=list(meta["targets"]),
+        transforms={k: v["transform"] for k, v in meta["targets"].items()},
+        meta=meta,
+    )
+    for modality in meta.get("embeddings") or {}:
+        ds.embedding(modality)  # validate ids and values now, not mid-training
+    return ds

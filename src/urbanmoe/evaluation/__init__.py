@@ -1,0 +1,1 @@
+"""Evaluation: metrics (R², RMSE, MAE) and efficiency (parameters, memory, time)."""

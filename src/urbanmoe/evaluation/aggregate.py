@@ -1,0 +1,81 @@
+"""Aggregate run folders into tables: mean and std over seeds per (dataset, model).
+
+The run folders' ``metrics.json`` files are the source of truth; tables are derived from them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from urbanmoe.evaluation.metrics import flatten
+
+KEYS = ["dataset", "model", "split"]
+
+
+def collect(roots: Iterable[Path]) -> pd.DataFrame:
+    """One row per run: identity, log-scale metrics (``carbon_r2``...), efficiency."""
+    rows = []
+    for root in roots:
+        for path in sorted(Path(root).rglob("metrics.json")):
+            m = json.loads(path.read_text())
+            eff = m["efficiency"]
+            rows.append({
+                "dataset": m["dataset"], "model": m["model"], "split": m["split"]["kind"],
+                "seed": m["seed"], "run": str(path.parent),
+                **flatten(m["log_scale"]),
+                "params": eff["params"], "peak_memory_mb": eff["peak_memory_mb"],
+                "train_seconds": eff["train_seconds"],
+                **{f"{t}_ceiling_r2": v for t, v in (m.get("noise_ceiling") or {}).items()},
+            })
+    if not rows:
+        raise ValueError(f"no metrics.json under {[str(r) for r in roots]}")
+    return pd.DataFrame(rows)
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds of every numeric column, per dataset, model and split."""
+    numeric = [c for c in runs.columns if c not in (*KEYS, "seed", "run")]
+    grouped = runs.groupby(KEYS, sort=False)[numeric]
+    out = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=0).add_suffix("_std"))
+    out.insert(0, "n_seeds", runs.groupby(KEYS, sort=False)["seed"].nunique())
+    return out.reset_index()
+
+
+def markdown(summary: pd.DataFrame, tasks: list[str]) -> str:
+    """A compact Markdown view: R² per task and average as mean ± std, with ceilings."""
+    cols = [*tasks, "avg"]
+    head = "| dataset | model | split | seeds | " + " | ".join(f"{c} R²" for c in cols) + " |"
+    lines = [head, "|" + "---|" * (4 + len(cols))]
+    for _, r in summary.iterrows():
+        cells = [f"{r[f'{c}_r2_mean']:.4f} ± {r[f'{c}_r2_std']:.4f}" for c in cols]
+        lines.append(f"| {r['dataset']} | {r['model']} | {r['split']} | {r['n_seeds']} | "
+                     + " | ".join(cells) + " |")
+    ceil = [c for c in tasks if f"{c}_ceiling_r2_mean" in summary.columns]
+    if ceil:
+        for ds, grp in summary.groupby("dataset", sort=False):
+            vals = {c: grp[f"{c}_ceiling_r2_mean"].iloc[0] for c in ceil}
+            avg = sum(vals.values()) / len(vals)
+            lines.append(f"| {ds} | noise ceiling | | | "
+                         + " | ".join(f"{vals[c]:.4f}" for c in ceil) + f" | {avg:.4f} |")
+    return "\n".join(lines)
+
+
+def task_names(runs: pd.DataFrame) -> list[str]:
+    """Task names in column order, from ``<task>_r2`` columns (``avg`` excluded)."""
+    return [c[:-3] for c in runs.columns
+            if c.endswith("_r2") and not c.endswith("_ceiling_r2") and c != "avg_r2"]
+
+
+def write_summary(roots: Iterable[Path], out_csv: Path) -> str:
+    """Collect, summarise, write the CSV atomically; return the Markdown view."""
+    from urbanmoe.io import atomic_path
+
+    runs = collect(roots)
+    summary = summarize(runs)
+    with atomic_path(Path(out_csv)) as tmp:
+        summary.to_csv(tmp, index=False)
+    return markdown(summary, task_names(runs))

@@ -1,0 +1,1 @@
+"""Per-region features derived from the raw modalities (text descriptions, embeddings)."""

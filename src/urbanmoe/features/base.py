@@ -1,0 +1,120 @@
+"""Encoders behind one interface, and the per-dataset feature cache.
+
+An encoder turns one modality of a dataset into an (N, d) float32 matrix aligned with the region
+table (Section 2.3: e_i from the image, e_t from the text). Offline encoders need no download;
+RemoteCLIP plugs in as another encoder with the same interface. Results are cached per dataset,
+modality and encoder configuration as an embeddings table keyed by ``region_id`` — the same format
+a dataset may ship precomputed embeddings in (docs/data.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from urbanmoe.config import config_hash
+from urbanmoe.data.table import ID, RegionDataset, read_embeddings
+from urbanmoe.io import atomic_path, sha256_file
+
+log = logging.getLogger(__name__)
+
+MODALITIES = ("image", "text")
+
+
+class Encoder(Protocol):
+    """Turns one modality of a dataset into features."""
+
+    modality: str
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the output besides the data (name and settings): the cache key."""
+        ...
+
+    def encode(self, ds: RegionDataset, progress: bool = True) -> np.ndarray:
+        """(N, d) float32 features in table order."""
+        ...
+
+
+_REGISTRY: dict[tuple[str, str], Callable[[dict[str, Any]], Encoder]] = {}
+
+
+def register(modality: str, name: str) -> Callable:
+    """Class decorator: make an encoder buildable from ``features.<modality>.encoder: name``."""
+
+    def deco(factory: Callable[[dict[str, Any]], Encoder]) -> Callable[[dict[str, Any]], Encoder]:
+        _REGISTRY[(modality, name)] = factory
+        return factory
+
+    return deco
+
+
+def build_encoder(modality: str, settings: dict[str, Any]) -> Encoder:
+    """The encoder that ``features.<modality>`` configures."""
+    from urbanmoe.features import image, text  # noqa: F401  (registration side effects)
+
+    key = (modality, settings["encoder"])
+    if key not in _REGISTRY:
+        known = sorted(n for m, n in _REGISTRY if m == modality)
+        raise ValueError(f"features.{modality}.encoder: unknown {key[1]!r} (known: {known})")
+    return _REGISTRY[key](settings)
+
+
+def has_modality(ds: RegionDataset, modality: str) -> bool:
+    """Whether the dataset carries this modality (raw or precomputed)."""
+    if (ds.meta.get("embeddings") or {}).get(modality):
+        return True
+    return {"image": ds.image_paths, "text": ds.texts}[modality] is not None
+
+
+def write_embeddings(path: Path, ids: np.ndarray, features: np.ndarray) -> None:
+    """Write an embeddings table (region_id, e000, e001, ...) atomically as Parquet."""
+    cols = {f"e{j:03d}": features[:, j] for j in range(features.shape[1])}
+    df = pd.DataFrame({ID: ids, **cols})
+    with atomic_path(Path(path)) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def cache_file(ds: RegionDataset, encoder: Encoder, cache_dir: Path) -> Path:
+    """Cache path: dataset name, modality and a hash of (table bytes, encoder identity)."""
+    key = config_hash({"table": sha256_file(ds.table_path), "encoder": encoder.identity()})
+    return Path(cache_dir) / f"{ds.name}-{encoder.modality}-{key}.parquet"
+
+
+def modality_features(
+    ds: RegionDataset,
+    modality: str,
+    settings: dict[str, Any],
+    cache_dir: Path | None,
+    progress: bool = True,
+) -> np.ndarray | None:
+    """Features of one modality: precomputed if the dataset ships them, else encoded (cached).
+
+    Returns None when the dataset has no such modality.
+    """
+    shipped = ds.embedding(modality)
+    if shipped is not None:
+        return shipped
+    if not has_modality(ds, modality):
+        return None
+    encoder = build_encoder(modality, settings)
+    path = cache_file(ds, encoder, cache_dir) if cache_dir is not None else None
+    if path is not None and path.exists():
+        log.info("features: %s %s from cache %s", ds.name, modality, path)
+        return read_embeddings(path, ds.ids)
+    feats = encoder.encode(ds, progress=progress).astype(np.float32)
+    if path is not None:
+        write_embeddings(path, ds.ids, feats)
+    return feats
+
+
+def poi_vector(ds: RegionDataset) -> np.ndarray | None:
+    """The POI vector p of Section 2.3.2: log1p counts per category (standardised at training)."""
+    cols = ds.poi_columns
+    if not cols:
+        return None
+    return np.log1p(ds.table[cols].to_numpy(dtype=np.float64)).astype(np.float32)

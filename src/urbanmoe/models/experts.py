@@ -1,0 +1,216 @@
+"""Expert networks of the SME pool (Section 2.4.1, Eq. 2).
+
+Each expert is a lightweight feed-forward network
+
+    E(z) = σ(W2 φ(W1 z + b1) + b2),                                            (Eq. 2)
+
+with φ a non-linearity (GELU by default) and σ an output normalisation ("layernorm": a
+parameter-free layer norm over the output dimension, "sigmoid", or "none").
+
+``StackedExperts`` evaluates ALL experts of a pool at once: the weights are stacked in tensors
+W1 (E, d_in, h), b1 (E, h), W2 (E, h, o), b2 (E, o) and applied with two batched matrix
+products over the expert axis (``torch.matmul``), without a Python loop over experts.
+
+``LoopExperts`` is the plain reference (a ModuleList of per-expert ``nn.Sequential``), with
+identical math; it can copy the weights of a ``StackedExperts`` (``LoopExperts.from_stacked``).
+It exists for tests and for the benchmark (``benchmarks/bench_experts.py``).
+
+Default sizes ``DEFAULT_EXPERT_HIDDEN`` = 128 and ``DEFAULT_EXPERT_OUT`` = 96 are explained in
+``urbanmoe.models.urbanmoe`` (they reproduce Table 2's parameter counts).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "ACTIVATIONS",
+    "DEFAULT_EXPERT_HIDDEN",
+    "DEFAULT_EXPERT_OUT",
+    "OUTPUT_NORMS",
+    "LoopExperts",
+    "StackedExperts",
+    "apply_output_norm",
+    "build_experts",
+]
+
+DEFAULT_EXPERT_HIDDEN = 128
+DEFAULT_EXPERT_OUT = 96
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu,
+    "relu": F.relu,
+    "silu": F.silu,
+    "tanh": torch.tanh,
+}
+_ACTIVATION_MODULES: dict[str, type[nn.Module]] = {
+    "gelu": nn.GELU,
+    "relu": nn.ReLU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+}
+OUTPUT_NORMS = ("layernorm", "sigmoid", "none")
+
+
+def _check_options(activation: str, output_norm: str) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+    if output_norm not in OUTPUT_NORMS:
+        raise ValueError(f"unknown output_norm {output_norm!r}; choose one of {OUTPUT_NORMS}")
+
+
+def apply_output_norm(y: torch.Tensor, output_norm: str) -> torch.Tensor:
+    """σ of Eq. 2 over the last dimension: parameter-free layer norm, sigmoid, or identity."""
+    if output_norm == "layernorm":
+        return F.layer_norm(y, y.shape[-1:])
+    if output_norm == "sigmoid":
+        return torch.sigmoid(y)
+    if output_norm == "none":
+        return y
+    raise ValueError(f"unknown output_norm {output_norm!r}; choose one of {OUTPUT_NORMS}")
+
+
+class StackedExperts(nn.Module):
+    """E experts of Eq. 2 evaluated together with stacked weights.
+
+    Input (B, d_in) -> output (B, E, d_out).  Initialisation matches ``nn.Linear`` per expert
+    (kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and
+    biases), drawn from torch's global RNG.
+    """
+
+    def __init__(
+        self,
+        n_experts: int,
+        d_in: int,
+        d_hidden: int = DEFAULT_EXPERT_HIDDEN,
+        d_out: int = DEFAULT_EXPERT_OUT,
+        activation: str = "gelu",
+        output_norm: str = "layernorm",
+    ) -> None:
+        super().__init__()
+        if min(n_experts, d_in, d_hidden, d_out) < 1:
+            raise ValueError("n_experts, d_in, d_hidden and d_out must all be >= 1")
+        _check_options(activation, output_norm)
+        self.n_experts, self.d_in, self.d_hidden, self.d_out = n_experts, d_in, d_hidden, d_out
+        self.activation, self.output_norm = activation, output_norm
+        self.w1 = nn.Parameter(torch.empty(n_experts, d_in, d_hidden))  # (E, d_in, h)
+        self.b1 = nn.Parameter(torch.empty(n_experts, d_hidden))  # (E, h)
+        self.w2 = nn.Parameter(torch.empty(n_experts, d_hidden, d_out))  # (E, h, o)
+        self.b2 = nn.Parameter(torch.empty(n_experts, d_out))  # (E, o)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """nn.Linear's default init, per expert (bounds use each expert's own fan-in)."""
+        bound1 = 1.0 / math.sqrt(self.d_in)
+        bound2 = 1.0 / math.sqrt(self.d_hidden)
+        with torch.no_grad():
+            self.w1.uniform_(-bound1, bound1)
+            self.b1.uniform_(-bound1, bound1)
+            self.w2.uniform_(-bound2, bound2)
+            self.b2.uniform_(-bound2, bound2)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, d_in) -> expert outputs (B, E, d_out)."""
+        if z.dim() != 2 or z.shape[-1] != self.d_in:
+            raise ValueError(f"expected input of shape (B, {self.d_in}), got {tuple(z.shape)}")
+        # einsum("bi,eih->beh") written as a broadcast batched matmul over the expert axis: it
+        # avoids the permuted weight copy einsum makes (less memory, slightly faster on CPU).
+        h = torch.matmul(z, self.w1) + self.b1.unsqueeze(1)  # (E, B, h)
+        h = ACTIVATIONS[self.activation](h)
+        y = torch.matmul(h, self.w2) + self.b2.unsqueeze(1)  # (E, B, o)
+        return apply_output_norm(y.transpose(0, 1), self.output_norm)  # (B, E, o)
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_experts={self.n_experts}, d_in={self.d_in}, d_hidden={self.d_hidden}, "
+            f"d_out={self.d_out}, activation={self.activation!r}, "
+            f"output_norm={self.output_norm!r}"
+        )
+
+
+class LoopExperts(nn.Module):
+    """Reference pool: one ``nn.Sequential(Linear, φ, Linear)`` per expert, looped in Python.
+
+    Same math and parameter count as ``StackedExperts``; input (B, d_in) -> (B, E, d_out).
+    """
+
+    def __init__(
+        self,
+        n_experts: int,
+        d_in: int,
+        d_hidden: int = DEFAULT_EXPERT_HIDDEN,
+        d_out: int = DEFAULT_EXPERT_OUT,
+        activation: str = "gelu",
+        output_norm: str = "layernorm",
+    ) -> None:
+        super().__init__()
+        if min(n_experts, d_in, d_hidden, d_out) < 1:
+            raise ValueError("n_experts, d_in, d_hidden and d_out must all be >= 1")
+        _check_options(activation, output_norm)
+        self.n_experts, self.d_in, self.d_hidden, self.d_out = n_experts, d_in, d_hidden, d_out
+        self.activation, self.output_norm = activation, output_norm
+        self.experts = nn.ModuleList(
+            nn.Sequential(
+                nn.Linear(d_in, d_hidden),
+                _ACTIVATION_MODULES[activation](),
+                nn.Linear(d_hidden, d_out),
+            )
+            for _ in range(n_experts)
+        )
+
+    @classmethod
+    def from_stacked(cls, stacked: StackedExperts) -> LoopExperts:
+        """A LoopExperts holding copies of ``stacked``'s weights (same device and dtype)."""
+        loop = cls(
+            stacked.n_experts,
+            stacked.d_in,
+            stacked.d_hidden,
+            stacked.d_out,
+            stacked.activation,
+            stacked.output_norm,
+        ).to(device=stacked.w1.device, dtype=stacked.w1.dtype)
+        loop.load_stacked_(stacked)
+        return loop
+
+    @torch.no_grad()
+    def load_stacked_(self, stacked: StackedExperts) -> None:
+        """Copy the stacked weights in place (nn.Linear stores W transposed: (out, in))."""
+        if (stacked.n_experts, stacked.d_in, stacked.d_hidden, stacked.d_out) != (
+            self.n_experts,
+            self.d_in,
+            self.d_hidden,
+            self.d_out,
+        ):
+            raise ValueError("StackedExperts and LoopExperts sizes differ")
+        for e, expert in enumerate(self.experts):
+            expert[0].weight.copy_(stacked.w1[e].T)  # (h, d_in)
+            expert[0].bias.copy_(stacked.b1[e])  # (h,)
+            expert[2].weight.copy_(stacked.w2[e].T)  # (o, h)
+            expert[2].bias.copy_(stacked.b2[e])  # (o,)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, d_in) -> expert outputs (B, E, d_out)."""
+        y = torch.stack([expert(z) for expert in self.experts], dim=1)  # (B, E, o)
+        return apply_output_norm(y, self.output_norm)
+
+
+def build_experts(
+    impl: str,
+    n_experts: int,
+    d_in: int,
+    d_hidden: int = DEFAULT_EXPERT_HIDDEN,
+    d_out: int = DEFAULT_EXPERT_OUT,
+    activation: str = "gelu",
+    output_norm: str = "layernorm",
+) -> StackedExperts | LoopExperts:
+    """``impl`` = "stacked" (default, fast) or "loop" (reference, for tests / benchmarks)."""
+    if impl == "stacked":
+        return StackedExperts(n_experts, d_in, d_hidden, d_out, activation, output_norm)
+    if impl == "loop":
+        return LoopExperts(n_experts, d_in, d_hidden, d_out, activation, output_norm)
+    raise ValueError(f"unknown expert_impl {impl!r}; choose 'stacked' or 'loop'")

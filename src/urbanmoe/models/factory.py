@@ -1,0 +1,59 @@
+"""Models built by name from ``model.*`` settings (after open_clip's factory of named configs).
+
+``urbanmoe`` is the multi-task model of Section 2; ``urbanmoe_st`` is UrbanMoE (ST) of Section
+3.3: one model per task with ``st_experts`` experts and its own head, trained separately.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from urbanmoe.models.layout import ExpertLayout
+from urbanmoe.models.region import build_region_embedding
+from urbanmoe.models.urbanmoe import UrbanMoE, build_single_task
+
+log = logging.getLogger(__name__)
+
+
+def region_module(m: dict[str, Any], n_regions: int, coords: np.ndarray | None,
+                  seed: int) -> torch.nn.Module | None:
+    """The region embedding r of Eq. 1 as configured (None when ``use_region`` is off)."""
+    if not m["use_region"]:
+        return None
+    kind = m["region_embedding"]
+    if coords is None and kind != "lookup":
+        log.warning("model.region_embedding %s needs lat/lon; using the per-region lookup", kind)
+        kind = "lookup"
+    opts: dict[str, Any] = {}
+    if kind == "grid":
+        opts["cell_km"] = m["region_cell_km"]
+    if kind == "fourier":
+        opts["seed"] = seed
+    return build_region_embedding(kind, m["d_r"], n_regions, coords, **opts)
+
+
+def _common(m: dict[str, Any], n_poi: int, n_regions: int, coords: np.ndarray | None,
+            seed: int) -> dict[str, Any]:
+    return dict(d_r=m["d_r"], region=region_module(m, n_regions, coords, seed),
+                use_region=m["use_region"], use_poi=m["use_poi"] and n_poi > 0,
+                d_hidden=m["expert_hidden"], d_out=m["expert_out"], head_hidden=m["head_hidden"],
+                eps=m["eps"], activation=m["activation"], output_norm=m["output_norm"])
+
+
+def build_urbanmoe(m: dict[str, Any], branch_dims: dict[str, int], n_poi: int, tasks: list[str],
+                   n_regions: int, coords: np.ndarray | None, seed: int) -> UrbanMoE:
+    """UrbanMoE (Eq. 1-7) with N_sp, N_dt, N_sh and sizes from ``model.*``."""
+    layout = ExpertLayout(len(tasks), m["n_specific"], m["n_dual"], m["n_shared"])
+    return UrbanMoE(branch_dims, n_poi, tasks, layout,
+                    **_common(m, n_poi, n_regions, coords, seed))
+
+
+def build_urbanmoe_st(m: dict[str, Any], branch_dims: dict[str, int], n_poi: int, task: str,
+                      n_regions: int, coords: np.ndarray | None, seed: int) -> UrbanMoE:
+    """One UrbanMoE (ST) model: a single task with ``st_experts`` experts and its own head."""
+    return build_single_task(branch_dims, n_poi, task, n_experts=m["st_experts"],
+                             **_common(m, n_poi, n_regions, coords, seed))

@@ -1,0 +1,59 @@
+"""Shared fixtures: datasets written on the fly (the embedded synthetic city, or hand-made)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from urbanmoe.config import load_config
+from urbanmoe.data.synthetic import SynthSettings, generate_city
+
+
+@pytest.fixture(scope="session")
+def synth_sh(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic SH at full size (1,558 regions) with small tiles, generated once per session."""
+    out = tmp_path_factory.mktemp("synth")
+    return generate_city("SH", out, SynthSettings(seed=0, tile_size=16), progress=False)
+
+
+@pytest.fixture()
+def cfg(tmp_path: Path) -> dict:
+    """The default configuration with the feature cache in a temporary folder."""
+    return load_config(None, [f"features.cache_dir={tmp_path / 'cache'}"])
+
+
+def write_dataset(root: Path, table: pd.DataFrame, meta: dict | None = None,
+                  fmt: str = "csv") -> Path:
+    """Write a hand-made dataset folder; ``meta`` overrides dataset.yaml keys."""
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"regions.{fmt}"
+    if fmt == "csv":
+        table.to_csv(root / name, index=False)
+    else:
+        table.to_parquet(root / name, index=False)
+    spec = {"name": "TOY", "table": name,
+            "targets": {"carbon": {"transform": "log1p"}, "population": {"transform": "log1p"}}}
+    spec.update(meta or {})
+    (root / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    return root
+
+
+@pytest.fixture()
+def toy_table() -> pd.DataFrame:
+    """A small valid region table: ids, coordinates, two targets, text, POIs."""
+    rng = np.random.default_rng(0)
+    n = 40
+    return pd.DataFrame({
+        "region_id": [f"r{i:03d}" for i in range(n)],
+        "lat": 31.0 + rng.random(n) * 0.2,
+        "lon": 121.0 + rng.random(n) * 0.2,
+        "carbon": rng.gamma(2.0, 50.0, n),
+        "population": rng.gamma(2.0, 500.0, n),
+        "text": [f"region with {k} shops and {k % 3} schools" for k in range(n)],
+        "poi_shopping": rng.poisson(5, n),
+        "poi_education": rng.poisson(1, n),
+    })
