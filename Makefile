@@ -13,7 +13,6 @@ RUNS := results/runs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 

@@ -79,7 +79,7 @@ def test_same_seed_same_numbers(tmp_path: Path, synth_sh: Path) -> None:
 
 
 def test_missing_targets_are_excluded_not_imputed(tmp_path: Path, toy_table) -> None:
-    toy_table.loc[::4, "carbon"] = np.nan
+    toy_table.loc[::2, "carbon"] = np.nan
     root = write_dataset(tmp_path / "ds", toy_table)
     cfg = _cfg(tmp_path, *TINY, "model.branches=[text]", "model.region_embedding=lookup")
     metrics = train_run(root, 0, tmp_path / "run", cfg, progress=False)

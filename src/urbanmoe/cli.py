@@ -33,7 +33,8 @@ def _cmd_synth(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
     s = cfg["synth"]
     seed = s["seed"] if args.seed is None else args.seed
-    settings = SynthSettings(seed=seed, tile_size=s["tile_size"], cities=tuple(s["cities"]))
+    settings = SynthSettings(seed=seed, tile_size=s["tile_size"], cities=tuple(s["cities"]),
+                             length_scale=s["length_scale"])
     for path in generate_benchmark(args.out, settings, progress=not args.quiet):
         print(path)
     return 0

@@ -114,7 +114,11 @@ class SynthSettings:
     tile_size: int = 32  # tile width = height in pixels (the paper's tiles are 200)
     cities: tuple[str, ...] = ("SH", "BJ", "DC")
     noise_share: tuple[float, float, float] = (0.12, 0.10, 0.13)  # noise / total variance
-    length_scale: float = 1.0  # multiplier of every latent field's length scale (cells)
+    # Multiplier of every latent field's length scale (cells). 2.0 is calibrated on the real
+    # UrbanCLIP-toolkit Beijing, where location alone (kNN-5 on lat/lon, random split) reaches
+    # R² 0.856 and beats models on the captions: at 2.0, kNN-5 reaches about 0.83 on synthetic
+    # SH and ridge on the features about 0.77; at 1.0 location was weaker than the features.
+    length_scale: float = 2.0
     grid_slack: float = 1.3  # grid cells per region before the outline drops the extra ones
     poi_gain: float = 0.6  # multiplier of the POI log-rate loadings (spread of POI density)
     poi_dispersion: float = 1.5  # negative-binomial shape (smaller = more overdispersed)

@@ -29,7 +29,7 @@ def region_module(m: dict[str, Any], n_regions: int, coords: np.ndarray | None,
         log.warning("model.region_embedding %s needs lat/lon; using the per-region lookup", kind)
         kind = "lookup"
     opts: dict[str, Any] = {}
-    if kind == "grid":
+    if kind in ("grid", "smooth_grid"):
         opts["cell_km"] = m["region_cell_km"]
     if kind == "fourier":
         opts["seed"] = seed

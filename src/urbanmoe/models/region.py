@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 EARTH_RADIUS_KM = 6371.0088
-REGION_EMBEDDING_KINDS = ("lookup", "grid", "fourier")
+REGION_EMBEDDING_KINDS = ("lookup", "grid", "smooth_grid", "fourier")
 
 
 def project_km(coords: torch.Tensor, lat0: float, lon0: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,6 +141,36 @@ class GridRegionEmbedding(nn.Module):
         coords = _check_coords(coords, type(self).__name__)
         return self.embedding(self.cell_index(coords))  # (B, d_r)
 
+
+class SmoothGridRegionEmbedding(GridRegionEmbedding):
+    """Learnable vectors at the nodes of a ``cell_km`` grid, bilinearly interpolated.
+
+    Like :class:`GridRegionEmbedding` but continuous in space: a region's r mixes the four
+    nodes around it by distance, so neighbouring regions get similar vectors and a node is
+    trained by every region in the four cells that touch it.
+    """
+
+    def __init__(self, d_r: int, lat0: float, lon0: float, cell_km: float, n_rows: int,
+                 n_cols: int, init_std: float = 0.1) -> None:
+        super().__init__(d_r, lat0, lon0, cell_km, n_rows + 1, n_cols + 1, init_std)
+
+    def forward(
+        self, region_index: torch.Tensor | None, coords: torch.Tensor | None
+    ) -> torch.Tensor:
+        """coords (B, 2) -> (B, d_r) by bilinear interpolation of the four surrounding nodes."""
+        coords = _check_coords(coords, type(self).__name__)
+        x, y = project_km(coords.to(torch.float64), self.lat0, self.lon0)  # (B,), (B,)
+        gx = (x / self.cell_km).clamp(0, self.n_cols - 1 - 1e-9)  # (B,) node units
+        gy = (y / self.cell_km).clamp(0, self.n_rows - 1 - 1e-9)
+        c0, r0 = gx.floor().long(), gy.floor().long()
+        c1 = (c0 + 1).clamp(max=self.n_cols - 1)
+        r1 = (r0 + 1).clamp(max=self.n_rows - 1)
+        fx = (gx - c0).to(self.embedding.weight.dtype).unsqueeze(-1)  # (B, 1)
+        fy = (gy - r0).to(self.embedding.weight.dtype).unsqueeze(-1)
+        e = self.embedding
+        return ((1 - fy) * ((1 - fx) * e(r0 * self.n_cols + c0) + fx * e(r0 * self.n_cols + c1))
+                + fy * ((1 - fx) * e(r1 * self.n_cols + c0) + fx * e(r1 * self.n_cols + c1)))
+
     def extra_repr(self) -> str:
         return (
             f"d_r={self.d_r}, lat0={self.lat0:.5f}, lon0={self.lon0:.5f}, "
@@ -228,12 +258,13 @@ def build_region_embedding(
     """
     if kind == "lookup":
         return LookupRegionEmbedding(n_regions, d_r, **opts)
-    if kind in ("grid", "fourier"):
+    if kind in ("grid", "smooth_grid", "fourier"):
         if coords_all is None:
             raise ValueError(
                 f"region embedding {kind!r} needs region coordinates (lat/lon columns in the "
                 "region table); use kind='lookup' for a dataset without coordinates"
             )
-        cls = GridRegionEmbedding if kind == "grid" else FourierRegionEmbedding
+        cls = {"grid": GridRegionEmbedding, "smooth_grid": SmoothGridRegionEmbedding,
+               "fourier": FourierRegionEmbedding}[kind]
         return cls.fit(coords_all, d_r, **opts)
     raise ValueError(f"unknown region embedding {kind!r}; choose one of {REGION_EMBEDDING_KINDS}")

@@ -63,6 +63,16 @@ def predict(model: torch.nn.Module, data: TrainData, idx: torch.Tensor,
     return torch.cat(parts) if parts else torch.empty(0, data.y.shape[1])
 
 
+def parameter_groups(model: torch.nn.Module, region_lr: float | None) -> list[dict]:
+    """AdamW groups: the region embedding (parameters under ``region.``) at ``region_lr``."""
+    named = list(model.named_parameters())
+    region = [p for n, p in named if n.startswith("region.")]
+    if region_lr is None or not region:
+        return [{"params": [p for _, p in named]}]
+    rest = [p for n, p in named if not n.startswith("region.")]
+    return [{"params": rest}, {"params": region, "lr": region_lr}]
+
+
 def _val_loss(model: torch.nn.Module, data: TrainData, idx: torch.Tensor,
               weights: torch.Tensor) -> float:
     pred = predict(model, data, idx)
@@ -82,6 +92,7 @@ def fit(
     patience: int,
     loss_weights: torch.Tensor,
     generator: torch.Generator,
+    region_lr: float | None = None,
     progress: bool = True,
     desc: str = "train",
     on_epoch: Callable[[int, float, float], None] | None = None,
@@ -89,9 +100,10 @@ def fit(
     """Train with AdamW until validation loss stops improving for ``patience`` epochs.
 
     Shuffling draws from ``generator`` (seeded from config), so a seed fixes the run. The model
-    ends with the weights of its best validation epoch.
+    ends with the weights of its best validation epoch. The region embedding learns at
+    ``region_lr`` when given (see ``train.region_lr``).
     """
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW(parameter_groups(model, region_lr), lr=lr, weight_decay=weight_decay)
     device = data.y.device
     weights = loss_weights.to(device)
     result = FitResult()

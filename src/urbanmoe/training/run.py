@@ -41,7 +41,8 @@ def _fit_kwargs(cfg: dict[str, Any], tasks: list[str], gen: torch.Generator,
         raise ValueError(f"train.loss_weights: {unknown[0]!r} is not a task of this dataset "
                          f"({tasks})")
     weights = torch.tensor([float(t["loss_weights"].get(k, 1.0)) for k in tasks])
-    return dict(lr=t["lr"], weight_decay=t["weight_decay"], batch_size=t["batch_size"],
+    return dict(lr=t["lr"], region_lr=t["region_lr"], weight_decay=t["weight_decay"],
+                batch_size=t["batch_size"],
                 max_epochs=t["max_epochs"], patience=t["patience"], loss_weights=weights,
                 generator=gen, progress=progress)
 

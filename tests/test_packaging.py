@@ -1,0 +1,37 @@
+"""The project's set-up files stay in step; every CLI verb answers --help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from urbanmoe.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_environment_yml_pins_exactly_what_pyproject_pins() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {*project["dependencies"], *project["optional-dependencies"]["dev"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert {p for p in pip if not p.startswith("-e")} == wanted
+    assert all("==" in p for p in wanted)
+
+
+def test_top_level_layout_the_users_asked_for() -> None:
+    for name in ("Snakefile", "dvc.yaml", "environment.yml", "Dockerfile", "README.md",
+                 "workflow", "src", "notebooks", "results", "paper_figures", ".ci/run"):
+        assert (ROOT / name).exists(), name
+
+
+@pytest.mark.parametrize("verb", sorted(build_parser()._subparsers._group_actions[0].choices))
+def test_every_verb_has_help(verb: str) -> None:
+    out = subprocess.run([sys.executable, "-m", "urbanmoe.cli", verb, "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert f"usage: urbanmoe {verb}" in out and "--set" in out
