@@ -16,7 +16,8 @@ import yaml
 ID = "region_id"
 POI_PREFIX = "poi_"
 TRANSFORMS = ("log1p", "none")
-_DATASET_KEYS = {"name", "city", "table", "targets", "embeddings", "bbox", "noise_ceiling", "source"}
+_DATASET_KEYS = {"name", "city", "table", "targets", "embeddings", "bbox", "noise_ceiling",
+                 "source"}
 _TARGET_KEYS = {"transform", "unit"}
 
 
@@ -120,7 +121,8 @@ def _numeric(df: pd.DataFrame, col: str, path: Path, *, missing_ok: bool) -> pd.
     bad = values.isna().to_numpy() & (raw.notna().to_numpy() | (not missing_ok))
     if bad.any():
         i = int(np.argmax(bad))
-        what = "missing value" if pd.isna(raw.iloc[i]) else f"non-numeric value {_show(raw.iloc[i])}"
+        cell = raw.iloc[i]
+        what = "missing value" if pd.isna(cell) else f"non-numeric value {_show(cell)}"
         raise _fail(path, col, f"{what} (region {df[ID].iloc[i]!r})")
     return values.astype(np.float64)
 
