@@ -32,25 +32,14 @@ from typing import Any
 
 import torch
 
-try:
-    from urbanmoe.models import (
-        PAPER_LAYOUT,
-        LookupRegionEmbedding,
-        LoopExperts,
-        StackedExperts,
-        UrbanMoE,
-        count_parameters,
-    )
-except ImportError:  # running from a checkout without an installed package
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
-    from urbanmoe.models import (
-        PAPER_LAYOUT,
-        LookupRegionEmbedding,
-        LoopExperts,
-        StackedExperts,
-        UrbanMoE,
-        count_parameters,
-    )
+from urbanmoe.models import (
+    PAPER_LAYOUT,
+    LookupRegionEmbedding,
+    LoopExperts,
+    StackedExperts,
+    UrbanMoE,
+    count_parameters,
+)
 
 N_REGIONS, N_TRAIN, D_E, D_P, D_R, BATCH, LR = 1558, 935, 512, 15, 6, 64, 3e-4
 TASKS = ["carbon", "population", "light"]

@@ -107,3 +107,14 @@ def test_cli_train_prints_metrics(tmp_path: Path, synth_sh: Path, capsys) -> Non
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "avg" in out and "noise ceiling" in out and (tmp_path / "r/metrics.json").exists()
+
+
+def test_cli_synth_writes_the_configured_cities_deterministically(tmp_path: Path,
+                                                                  capsys) -> None:
+    args = ["synth", "--quiet", "--set", "synth.cities=[DC]", "--set", "synth.tile_size=8"]
+    assert main([*args, "--out", str(tmp_path / "a"), "--seed", "3"]) == 0
+    assert main([*args, "--out", str(tmp_path / "b"), "--seed", "3"]) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "a/DC"), str(tmp_path / "b/DC")]
+    a = (tmp_path / "a/DC/regions.parquet").read_bytes()
+    assert a == (tmp_path / "b/DC/regions.parquet").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temporary left over

@@ -65,7 +65,7 @@ def validate(cfg: dict[str, Any], source: str) -> dict[str, Any]:
     """Fill defaults, then validate; raise ConfigError naming the key and the offending value."""
     out = copy.deepcopy(cfg)
     _fill_defaults(out, schema())
-    validator = jsonschema.Draft7Validator(schema())
+    validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(out), key=lambda e: list(e.path))
     if errors:
         err = errors[0]

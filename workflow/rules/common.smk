@@ -1,4 +1,6 @@
 # Helpers shared by the rules (no lambdas in rules).
+import os
+
 DATA = config["data"]["root"]
 DATASETS = config["data"]["datasets"]
 SEEDS = config["train"]["seeds"]
@@ -13,3 +15,8 @@ def run_dirs(wildcards=None):
         model=MAIN_MODELS,
         seed=SEEDS,
     )
+
+
+def parent_folder(wildcards, output):
+    """The folder holding a rule's first output (e.g. the benchmark root of the cities)."""
+    return os.path.dirname(output[0])

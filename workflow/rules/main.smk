@@ -4,7 +4,7 @@ rule synth:
     log:
         "logs/synth.log",
     params:
-        root=DATA,
+        root=parent_folder,
     shell:
         "urbanmoe synth --out {params.root} --quiet > {log} 2>&1"
 

@@ -18,10 +18,11 @@ KEYS = ["dataset", "model", "split"]
 
 def collect(roots: Iterable[Path]) -> pd.DataFrame:
     """One row per run: identity, log-scale metrics (``carbon_r2``...), efficiency."""
-    rows = []
+    rows, tasks = [], []
     for root in roots:
         for path in sorted(Path(root).rglob("metrics.json")):
             m = json.loads(path.read_text())
+            tasks += [t for t in m["tasks"] if t not in tasks]
             eff = m["efficiency"]
             rows.append({
                 "dataset": m["dataset"], "model": m["model"], "split": m["split"]["kind"],
@@ -33,7 +34,9 @@ def collect(roots: Iterable[Path]) -> pd.DataFrame:
             })
     if not rows:
         raise ValueError(f"no metrics.json under {[str(r) for r in roots]}")
-    return pd.DataFrame(rows)
+    runs = pd.DataFrame(rows)
+    runs.attrs["tasks"] = tasks  # in the datasets' own task order
+    return runs
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -64,12 +67,6 @@ def markdown(summary: pd.DataFrame, tasks: list[str]) -> str:
     return "\n".join(lines)
 
 
-def task_names(runs: pd.DataFrame) -> list[str]:
-    """Task names in column order, from ``<task>_r2`` columns (``avg`` excluded)."""
-    return [c[:-3] for c in runs.columns
-            if c.endswith("_r2") and not c.endswith("_ceiling_r2") and c != "avg_r2"]
-
-
 def write_summary(roots: Iterable[Path], out_csv: Path) -> str:
     """Collect, summarise, write the CSV atomically; return the Markdown view."""
     from urbanmoe.io import atomic_path
@@ -78,4 +75,4 @@ def write_summary(roots: Iterable[Path], out_csv: Path) -> str:
     summary = summarize(runs)
     with atomic_path(Path(out_csv)) as tmp:
         summary.to_csv(tmp, index=False)
-    return markdown(summary, task_names(runs))
+    return markdown(summary, runs.attrs["tasks"])

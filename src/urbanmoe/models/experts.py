@@ -75,7 +75,26 @@ def apply_output_norm(y: torch.Tensor, output_norm: str) -> torch.Tensor:
     raise ValueError(f"unknown output_norm {output_norm!r}; choose one of {OUTPUT_NORMS}")
 
 
-class StackedExperts(nn.Module):
+class _ExpertPool(nn.Module):
+    """What both expert pools share: sizes, options, their checks and their repr."""
+
+    def _set_sizes(self, n_experts: int, d_in: int, d_hidden: int, d_out: int,
+                   activation: str, output_norm: str) -> None:
+        if min(n_experts, d_in, d_hidden, d_out) < 1:
+            raise ValueError("n_experts, d_in, d_hidden and d_out must all be >= 1")
+        _check_options(activation, output_norm)
+        self.n_experts, self.d_in, self.d_hidden, self.d_out = n_experts, d_in, d_hidden, d_out
+        self.activation, self.output_norm = activation, output_norm
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_experts={self.n_experts}, d_in={self.d_in}, d_hidden={self.d_hidden}, "
+            f"d_out={self.d_out}, activation={self.activation!r}, "
+            f"output_norm={self.output_norm!r}"
+        )
+
+
+class StackedExperts(_ExpertPool):
     """E experts of Eq. 2 evaluated together with stacked weights.
 
     Input (B, d_in) -> output (B, E, d_out).  Initialisation matches ``nn.Linear`` per expert
@@ -93,11 +112,7 @@ class StackedExperts(nn.Module):
         output_norm: str = "layernorm",
     ) -> None:
         super().__init__()
-        if min(n_experts, d_in, d_hidden, d_out) < 1:
-            raise ValueError("n_experts, d_in, d_hidden and d_out must all be >= 1")
-        _check_options(activation, output_norm)
-        self.n_experts, self.d_in, self.d_hidden, self.d_out = n_experts, d_in, d_hidden, d_out
-        self.activation, self.output_norm = activation, output_norm
+        self._set_sizes(n_experts, d_in, d_hidden, d_out, activation, output_norm)
         self.w1 = nn.Parameter(torch.empty(n_experts, d_in, d_hidden))  # (E, d_in, h)
         self.b1 = nn.Parameter(torch.empty(n_experts, d_hidden))  # (E, h)
         self.w2 = nn.Parameter(torch.empty(n_experts, d_hidden, d_out))  # (E, h, o)
@@ -125,15 +140,9 @@ class StackedExperts(nn.Module):
         y = torch.matmul(h, self.w2) + self.b2.unsqueeze(1)  # (E, B, o)
         return apply_output_norm(y.transpose(0, 1), self.output_norm)  # (B, E, o)
 
-    def extra_repr(self) -> str:
-        return (
-            f"n_experts={self.n_experts}, d_in={self.d_in}, d_hidden={self.d_hidden}, "
-            f"d_out={self.d_out}, activation={self.activation!r}, "
-            f"output_norm={self.output_norm!r}"
-        )
 
 
-class LoopExperts(nn.Module):
+class LoopExperts(_ExpertPool):
     """Reference pool: one ``nn.Sequential(Linear, φ, Linear)`` per expert, looped in Python.
 
     Same math and parameter count as ``StackedExperts``; input (B, d_in) -> (B, E, d_out).
@@ -149,11 +158,7 @@ class LoopExperts(nn.Module):
         output_norm: str = "layernorm",
     ) -> None:
         super().__init__()
-        if min(n_experts, d_in, d_hidden, d_out) < 1:
-            raise ValueError("n_experts, d_in, d_hidden and d_out must all be >= 1")
-        _check_options(activation, output_norm)
-        self.n_experts, self.d_in, self.d_hidden, self.d_out = n_experts, d_in, d_hidden, d_out
-        self.activation, self.output_norm = activation, output_norm
+        self._set_sizes(n_experts, d_in, d_hidden, d_out, activation, output_norm)
         self.experts = nn.ModuleList(
             nn.Sequential(
                 nn.Linear(d_in, d_hidden),

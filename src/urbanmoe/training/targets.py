@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 
-def forward_transform(y: np.ndarray, transforms: list[str]) -> np.ndarray:
-    """Apply each task's transform column-wise (``log1p`` or ``none``); NaN stays NaN."""
+def _apply(y: np.ndarray, transforms: list[str], fn: Callable[[np.ndarray], np.ndarray]
+           ) -> np.ndarray:
     out = y.astype(np.float64).copy()
     for j, t in enumerate(transforms):
         if t == "log1p":
-            out[:, j] = np.log1p(out[:, j])
+            out[:, j] = fn(out[:, j])
     return out
+
+
+def forward_transform(y: np.ndarray, transforms: list[str]) -> np.ndarray:
+    """Apply each task's transform column-wise (``log1p`` or ``none``); NaN stays NaN."""
+    return _apply(y, transforms, np.log1p)
 
 
 def inverse_transform(y: np.ndarray, transforms: list[str]) -> np.ndarray:
     """Undo :func:`forward_transform` (original units)."""
-    out = y.astype(np.float64).copy()
-    for j, t in enumerate(transforms):
-        if t == "log1p":
-            out[:, j] = np.expm1(out[:, j])
-    return out
+    return _apply(y, transforms, np.expm1)
 
 
 @dataclass(frozen=True)
