@@ -5,9 +5,6 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
-SEEDS ?= 0 1 2
-DATA := data/synthetic
-RUNS := results/runs
 
 .PHONY: setup test paper lint clean-venv
 
@@ -24,14 +21,10 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 
-# The main job: the synthetic benchmark, UrbanMoE and the two reference predictors over seeds
-# on synthetic SH, and a summary beside the noise ceiling.
+# The main job: the whole workflow on the embedded default (Snakemake, 2 cores by default).
+CORES ?= 2
 paper: setup
-	$(BIN)/urbanmoe synth --out $(DATA)
-	for seed in $(SEEDS); do for model in urbanmoe mean ridge; do \
-	  $(BIN)/urbanmoe train --dataset $(DATA)/SH --seed $$seed --set model.name=$$model \
-	    --out $(RUNS)/SH/$$model/seed$$seed || exit 1; done; done
-	$(BIN)/urbanmoe aggregate $(RUNS) --out results/summary.csv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES)
 
 clean-venv:
 	rm -rf $(VENV)

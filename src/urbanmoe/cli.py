@@ -40,6 +40,19 @@ def _cmd_synth(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     return 0
 
 
+def _cmd_features(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from urbanmoe.data.table import load_dataset
+    from urbanmoe.features.base import extract_all
+    from urbanmoe.io import atomic_path
+
+    ds = load_dataset(args.dataset)
+    with atomic_path(args.out) as tmp:
+        files = extract_all(ds, cfg["features"], tmp, progress=not args.quiet)
+    for modality, name in files.items():
+        print(f"{modality}: {args.out / name}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from urbanmoe.training.run import train_run
 
@@ -64,6 +77,33 @@ def _cmd_aggregate(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     return 0
 
 
+def _cmd_track(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from urbanmoe.tracking import mirror_run, tracking_uri
+
+    records = []
+    for run_dir in args.runs:
+        run_id = mirror_run(run_dir, args.experiment, args.settings)
+        print(f"{run_dir} -> {tracking_uri()} experiment {args.experiment} run {run_id}")
+        records.append({"run_dir": str(run_dir), "experiment": args.experiment,
+                        "settings": args.settings, "run_id": run_id,
+                        "tracking_uri": tracking_uri()})
+    if args.record is not None:
+        from urbanmoe.io import write_json
+
+        write_json(args.record, records)
+    return 0
+
+
+def _cmd_provenance(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from urbanmoe.io import write_json
+    from urbanmoe.tracking.provenance import provenance
+
+    write_json(args.out, provenance(args.artifacts, args.runs, args.records, cfg,
+                                    made_by=args.made_by))
+    print(args.out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every verb."""
     parser = argparse.ArgumentParser(
@@ -80,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="generator seed (default: synth.seed)")
     _common(p)
     p.set_defaults(func=_cmd_synth)
+
+    p = verbs.add_parser("features", help="extract the features of one dataset (cached)",
+                         description="Encode every modality of a dataset with the configured "
+                                     "encoders into a feature folder; train reads it with "
+                                     "--set features.cache_dir=FOLDER.")
+    p.add_argument("--dataset", type=Path, required=True, help="dataset folder (docs/data.md)")
+    p.add_argument("--out", type=Path, required=True, help="feature folder to write")
+    _common(p)
+    p.set_defaults(func=_cmd_features)
 
     p = verbs.add_parser("train", help="train and evaluate a model on one dataset and seed",
                          description="Train the configured model (model.name) on a dataset "
@@ -98,6 +147,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="summary CSV to write")
     _common(p)
     p.set_defaults(func=_cmd_aggregate)
+
+    p = verbs.add_parser("track", help="mirror run folders into MLflow for browsing",
+                         description="Mirror run folders into an MLflow experiment (one parent "
+                                     "run per dataset, model and settings, one child per seed); "
+                                     "MLFLOW_TRACKING_URI, default sqlite:///mlflow.db. "
+                                     "Mirroring again replaces a run, never duplicates it.")
+    p.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="run folders to mirror")
+    p.add_argument("--experiment", required=True,
+                   help="MLflow experiment, one per paper artifact (e.g. table2)")
+    p.add_argument("--settings", default="default",
+                   help="settings label of the parent run (default: default)")
+    p.add_argument("--record", type=Path, default=None,
+                   help="also write the MLflow run ids as JSON to this file")
+    _common(p)
+    p.set_defaults(func=_cmd_track)
+
+    p = verbs.add_parser("provenance", help="record what made each generated table and figure",
+                         description="Write provenance.json: for each artifact its checksum, "
+                                     "the git commit, config hash, data checksums, seeds and "
+                                     "MLflow run ids behind it.")
+    p.add_argument("--out", type=Path, required=True, help="provenance.json to write")
+    p.add_argument("--artifact", dest="artifacts", type=Path, action="append", required=True,
+                   help="a generated file (repeatable)")
+    p.add_argument("--runs", type=Path, nargs="+", required=True, help="run folders behind them")
+    p.add_argument("--records", type=Path, nargs="*", default=[],
+                   help="`urbanmoe track --record` files holding the MLflow run ids")
+    p.add_argument("--made-by", default=None, help="the notebook or command that drew them")
+    _common(p)
+    p.set_defaults(func=_cmd_provenance)
     return parser
 
 

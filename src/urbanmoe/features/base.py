@@ -112,6 +112,28 @@ def modality_features(
     return feats
 
 
+def extract_all(ds: RegionDataset, settings: dict[str, Any], out_dir: Path,
+                progress: bool = True) -> dict[str, str]:
+    """Encode every modality the dataset has into ``out_dir`` (a feature cache folder).
+
+    Files are named as the cache names them, so ``features.cache_dir=out_dir`` makes training
+    read them; ``manifest.json`` lists them with the table checksum.
+    """
+    out_dir = Path(out_dir)
+    files: dict[str, str] = {}
+    for modality in MODALITIES:
+        if not has_modality(ds, modality) or ds.embedding(modality) is not None:
+            continue
+        modality_features(ds, modality, settings[modality], out_dir, progress)
+        files[modality] = cache_file(ds, build_encoder(modality, settings[modality]),
+                                     out_dir).name
+    from urbanmoe.io import write_json
+
+    write_json(out_dir / "manifest.json", {"dataset": ds.name, "files": files,
+                                           "table_sha256": sha256_file(ds.table_path)})
+    return files
+
+
 def poi_vector(ds: RegionDataset) -> np.ndarray | None:
     """The POI vector p of Section 2.3.2: log1p counts per category (standardised at training)."""
     cols = ds.poi_columns

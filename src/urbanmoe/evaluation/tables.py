@@ -1,0 +1,299 @@
+"""Table 2 of the paper (overall results) from run folders, and published-vs-reproduced.
+
+Tables are derived from :func:`urbanmoe.evaluation.aggregate.collect`. A table DataFrame holds
+two kinds of columns: snake_case ones (``dataset``, ``carbon_r2_mean``...; numeric, written to
+CSV) and display ones (``Model``, ``Carbon R²`` as "0.7872 ± 0.0082"...; written to Markdown
+and LaTeX).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from urbanmoe.evaluation.aggregate import summarize
+from urbanmoe.evaluation.metrics import METRICS
+from urbanmoe.io import atomic_path
+
+#: Table 2's rows in the paper's order (published_table2.csv ``model`` column).
+PAPER_MODELS = ["Autoencoder", "PCA", "ResNet-18", "Tile2Vec", "READ", "PG-SimCLR",
+                "UrbanCLIP (ST)", "RemoteCLIP (ST)", "UrbanCLIP (MT)", "RemoteCLIP (MT)",
+                "UrbanMoE (ST)", "UrbanMoE"]
+#: Our reference baselines, not in the paper: listed after the paper's rows.
+EXTRA_MODELS = {"ridge": "Ridge", "mean": "Mean predictor"}
+MODEL_ORDER = [*PAPER_MODELS, *EXTRA_MODELS.values()]
+DATASET_ORDER = ["SH", "BJ", "DC"]
+METRIC_LABEL = {"r2": "R²", "rmse": "RMSE", "mae": "MAE"}
+EFFICIENCY = {"params_m": "Params (M)", "max_mem_mb": "Max Mem (MB)",
+              "total_time_s": "Total Time (s)"}
+_SNAKE = re.compile(r"^[a-z0-9_]+$")
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+_BY_NORM = {_norm(m): m for m in PAPER_MODELS}
+
+
+def display_name(model: str) -> str:
+    """The paper's name of one of our model ids (``urbanmoe_st`` -> "UrbanMoE (ST)").
+
+    Ids match a Table 2 name when equal up to case and punctuation (``pg_simclr``,
+    ``urbanclip_mt``, ``resnet18``); unknown ids are shown as they are.
+    """
+    return EXTRA_MODELS.get(model) or _BY_NORM.get(_norm(model), model)
+
+
+def _pos(name: str, order: Sequence[str]) -> tuple[int, str]:
+    """Sort key: position in ``order``, unknown names after it by name."""
+    return (list(order).index(name), "") if name in order else (len(order), name)
+
+
+def _label(task: str, metric: str) -> str:
+    return f"{'Average' if task == 'avg' else task.capitalize()} {METRIC_LABEL[metric]}"
+
+
+def _pm(mean: float, std: float, digits: int = 4) -> str:
+    if pd.isna(mean):
+        return "—"
+    return f"{mean:.{digits}f}" + ("" if pd.isna(std) else f" ± {std:.{digits}f}")
+
+
+def _provenance(run_dirs: Sequence[str]) -> dict[str, str]:
+    """Data folder, device and memory kind of a group of runs, read from their metrics.json."""
+    found: dict[str, set[str]] = {"dataset_dir": set(), "device": set(), "memory_kind": set()}
+    for path in (Path(run) / "metrics.json" for run in run_dirs):
+        if path.is_file():
+            m = json.loads(path.read_text())
+            info = {**(m.get("provenance") or {}), **(m.get("efficiency") or {})}
+            for key, seen in found.items():
+                seen.add(str(info.get(key, "")))
+    return {k: ", ".join(sorted(v - {""})) for k, v in found.items()}
+
+
+def table2(runs: pd.DataFrame, tasks: Sequence[str] | None = None) -> pd.DataFrame:
+    """Table 2: R², RMSE, MAE per task and average, mean ± std over seeds, with efficiency.
+
+    One row per (dataset, model, split) in the paper's row order (our extra baselines and then
+    unknown models, by name, after). Numeric columns: ``<task>_<metric>_mean``/``_std``,
+    ``params_m``, ``max_mem_mb``, ``total_time_s`` (means over seeds of params / 1e6,
+    peak_memory_mb, train_seconds), ``n_seeds`` and, when the run folders are readable,
+    ``dataset_dir``, ``device``, ``memory_kind``. The std is over seeds (ddof=0, as in
+    :func:`summarize`) and left empty for a single seed.
+    """
+    tasks = list(tasks if tasks is not None else runs.attrs.get("tasks", []))
+    tasks = [t for t in tasks if f"{t}_r2" in runs.columns]
+    s = summarize(runs)
+    s["_disp"] = s["model"].map(display_name)
+    key = [(_pos(d, DATASET_ORDER), _pos(m, MODEL_ORDER), sp)
+           for d, m, sp in zip(s["dataset"], s["_disp"], s["split"], strict=True)]
+    s = s.iloc[sorted(range(len(s)), key=key.__getitem__)]
+    out = s[["dataset", "model", "split", "n_seeds"]].reset_index(drop=True)
+    out.insert(0, "Dataset", out["dataset"])
+    out.insert(1, "Model", s["_disp"].to_numpy())
+    if out["split"].nunique() > 1:
+        out.insert(2, "Split", out["split"])
+    single = out["n_seeds"].to_numpy() < 2
+    for t in [*tasks, "avg"]:
+        for m in METRICS:
+            mean = s[f"{t}_{m}_mean"].to_numpy()
+            std = np.where(single, np.nan, s[f"{t}_{m}_std"].to_numpy())
+            out[f"{t}_{m}_mean"], out[f"{t}_{m}_std"] = mean, std
+            out[_label(t, m)] = [_pm(a, b) for a, b in zip(mean, std, strict=True)]
+    out["params_m"] = s["params_mean"].to_numpy() / 1e6
+    out["max_mem_mb"] = s["peak_memory_mb_mean"].to_numpy()
+    out["total_time_s"] = s["train_seconds_mean"].to_numpy()
+    out["Params (M)"] = [f"{v:.2f}" if v >= 0.01 else f"{v:.2g}" for v in out["params_m"]]
+    out["Max Mem (MB)"] = [f"{v:.1f}" for v in out["max_mem_mb"]]
+    out["Total Time (s)"] = [f"{v:.1f}" for v in out["total_time_s"]]
+    out["Seeds"] = out["n_seeds"].astype(str)
+    if "run" in runs.columns:
+        groups = runs.groupby(["dataset", "model", "split"], sort=False)["run"].apply(list)
+        prov = [_provenance(groups.loc[(r.dataset, r.model, r.split)])
+                for r in out.itertuples()]
+        for key in ("dataset_dir", "device", "memory_kind"):
+            out[key] = [p[key] for p in prov]
+    out.attrs["tasks"] = tasks
+    return out
+
+
+def _split(df: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(numeric snake_case columns, display columns); all columns display if none is."""
+    numeric = [c for c in df.columns if _SNAKE.match(str(c))]
+    display = [c for c in df.columns if c not in numeric]
+    return numeric, display or list(df.columns)
+
+
+def _md_cell(x: object) -> str:
+    return "—" if pd.isna(x) else str(x).replace("|", "\\|")
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A Markdown table of ``df``'s display columns."""
+    cols = _split(df)[1]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |"
+              for row in df[cols].itertuples(index=False)]
+    return "\n".join(lines)
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+        "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\~{}", "^": r"\^{}", "±": r"$\pm$",
+        "²": r"$^2$", "−": r"$-$", "—": "---"}
+
+
+def tex_escape(text: object) -> str:
+    """Escape LaTeX specials; ``±``, ``²``, ``−`` and ``—`` become math or dashes."""
+    return re.sub("|".join(map(re.escape, _TEX)), lambda m: _TEX[m.group()], str(text))
+
+
+def to_latex(df: pd.DataFrame, caption: str = "", label: str = "") -> str:
+    """A booktabs LaTeX table of ``df``'s display columns, in a ``table`` with a caption."""
+    cols = _split(df)[1]
+    text = df[cols].map(lambda v: "---" if pd.isna(v) else tex_escape(v))
+    align = "".join("l" if c in ("Dataset", "Model", "Split", "Metric") else "r" for c in cols)
+    lines = [r"\begin{table}[t]", r"\centering"]
+    if caption:
+        lines.append(r"\caption{" + tex_escape(caption) + "}")
+    if label:
+        lines.append(r"\label{" + label + "}")
+    lines += [r"\begin{tabular}{" + align + "}", r"\toprule",
+              " & ".join(tex_escape(c) for c in cols) + r" \\", r"\midrule"]
+    prev = None
+    for row in text.itertuples(index=False):
+        if prev is not None and cols[0] == "Dataset" and row[0] != prev:
+            lines.append(r"\midrule")
+        prev = row[0]
+        lines.append(" & ".join(row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:  # temporary beside the target, then os.replace
+        tmp.write_text(text)
+
+
+def write_table(df: pd.DataFrame, stem: Path, caption: str) -> None:
+    """Write ``stem.csv`` (numeric columns), ``stem.md`` and ``stem.tex``, each atomically."""
+    stem = Path(stem)
+    numeric = _split(df)[0] or list(df.columns)
+    _write(stem.with_suffix(".csv"), df[numeric].to_csv(index=False))
+    _write(stem.with_suffix(".md"), f"{caption}\n\n{to_markdown(df)}\n")
+    _write(stem.with_suffix(".tex"), to_latex(df, caption, label=f"tab:{stem.name}"))
+
+
+def _is_synthetic(dataset_dir: str) -> bool:
+    spec = Path(dataset_dir) / "dataset.yaml"
+    meta = (yaml.safe_load(spec.read_text()) or {}) if spec.is_file() else {}
+    return ((meta.get("source") or {}).get("generator") == "urbanmoe.synth"
+            or "synthetic" in Path(dataset_dir).parts)
+
+
+def published_vs_reproduced(reproduced: pd.DataFrame, published: pd.DataFrame,
+                            dataset_note: str) -> pd.DataFrame:
+    """Table 2 published beside reproduced: one row per (dataset, model, split, metric).
+
+    ``reproduced`` is :func:`table2`'s output, ``published`` the rows of
+    ``paper/published_table2.csv``. ``difference`` is reproduced mean − published. Paper models
+    with no runs have ``status`` "not run"; our models absent from the paper "not in paper".
+    The header for the writers (what data the reproduction ran on) is in ``attrs["note"]``.
+    """
+    tasks = reproduced.attrs.get("tasks") or [
+        c[:-3] for c in published.columns if c.endswith("_r2") and c != "avg_r2"]
+    metrics = [f"{t}_{m}" for t in [*tasks, "avg"] for m in METRICS] + list(EFFICIENCY)
+    rep = reproduced.assign(_disp=reproduced["model"].map(display_name))
+    pub = published.set_index(["dataset", "model"])
+    keys = list(dict.fromkeys([*pub.index, *zip(rep["dataset"], rep["_disp"], strict=True)]))
+    keys.sort(key=lambda k: (_pos(k[0], DATASET_ORDER), _pos(k[1], MODEL_ORDER)))
+    rows = []
+    for ds, name in keys:
+        hits = rep[(rep["dataset"] == ds) & (rep["_disp"] == name)]
+        in_paper = (ds, name) in pub.index
+        for r in [*hits.to_dict("records")] or [None]:
+            status = "not run" if r is None else "reproduced" if in_paper else "not in paper"
+            for met in metrics:
+                p = float(pub.loc[(ds, name), met]) if in_paper and met in pub else np.nan
+                mean = np.nan if r is None else r.get(met, r.get(f"{met}_mean", np.nan))
+                std = np.nan if r is None else r.get(f"{met}_std", np.nan)
+                rows.append({"dataset": ds, "model": name,
+                             "split": "" if r is None else r["split"],
+                             "n_seeds": 0 if r is None else r["n_seeds"], "metric": met,
+                             "published": p, "reproduced_mean": mean, "reproduced_std": std,
+                             "difference": mean - p, "status": status})
+    out = pd.DataFrame(rows)
+    out.attrs["note"] = _header(reproduced, dataset_note)
+    return out
+
+
+def _header(reproduced: pd.DataFrame, dataset_note: str) -> str:
+    lines = [f"Reproduced on: {dataset_note.rstrip('.')}."]
+    dirs = {}
+    if "dataset_dir" in reproduced.columns:
+        for ds, grp in reproduced.groupby("dataset", sort=False):
+            dirs[ds] = sorted({d for v in grp["dataset_dir"] for d in v.split(", ") if d})
+    if any(_is_synthetic(d) for v in dirs.values() for d in v):
+        lines.append("This is not the paper's data: the embedded synthetic benchmark's cities "
+                     "only carry the paper's names and sizes, so differences measure the "
+                     "benchmark, not the method.")
+    elif "not the paper" in dataset_note:
+        lines.append("This is not the paper's data, so differences measure the data as much "
+                     "as the method.")
+    if dirs:
+        lines.append("Data per dataset: " + "; ".join(
+            f"{ds}: {', '.join(v) or 'unknown'}" for ds, v in dirs.items()) + ".")
+    hw = {c: ", ".join(sorted({x for v in reproduced[c] for x in v.split(", ") if x}))
+          for c in ("device", "memory_kind") if c in reproduced.columns}
+    lines.append("R², RMSE and MAE on the log1p scale; reproduced = mean ± std over seeds; "
+                 "difference = reproduced mean − published. Params, memory and time are "
+                 f"measured on our hardware (device: {hw.get('device') or 'unknown'}; memory: "
+                 f"{hw.get('memory_kind') or 'unknown'}), not the paper's GPU.")
+    return "\n\n".join(lines)
+
+
+def _pvr_display(df: pd.DataFrame) -> pd.DataFrame:
+    """Display rows: a paper model without runs collapses into one "not run" row (average R²)."""
+    rows, many = [], df.loc[df["split"] != "", "split"].nunique() > 1
+    for r in df.itertuples():
+        if r.status == "not run" and r.metric != "avg_r2":
+            continue
+        eff = r.metric in EFFICIENCY
+        task, _, met = r.metric.rpartition("_")
+        fmt = "{:.2f}" if eff else "{:.4f}"
+        rows.append([r.dataset, r.model + (f" [{r.split}]" if many and r.split else ""),
+                     EFFICIENCY[r.metric] if eff else _label(task, met),
+                     "not in paper" if r.status == "not in paper" else
+                     "—" if pd.isna(r.published) else fmt.format(r.published),
+                     "not run" if r.status == "not run" else
+                     _pm(r.reproduced_mean, r.reproduced_std, 2 if eff else 4)
+                     + f" (n={r.n_seeds})",
+                     "" if pd.isna(r.difference) else ("{:+.2f}" if eff else "{:+.4f}").format(
+                         r.difference)])
+    return pd.DataFrame(rows, columns=["Dataset", "Model", "Metric", "Published",
+                                       "Reproduced (mean ± std)", "Reproduced − published"])
+
+
+def write_published_vs_reproduced(df: pd.DataFrame, stem: Path,
+                                  note: str | None = None) -> None:
+    """Write ``stem.md`` and ``stem.tex`` for Table 2, headed by what the data was.
+
+    ``note`` defaults to the header :func:`published_vs_reproduced` put in ``df.attrs``.
+    """
+    stem, note = Path(stem), note or df.attrs.get("note", "")
+    shown = _pvr_display(df)
+    missing = dict.fromkeys(f"{m} ({d})" for d, m, s in df[["dataset", "model", "status"]]
+                            .itertuples(index=False) if s == "not run")
+    title = "Published vs reproduced: Table 2"
+    miss = "Not run yet: " + (", ".join(missing) if missing else "none") + "."
+    _write(stem.with_suffix(".md"),
+           f"# {title}\n\n{note}\n\n{miss}\n\n{to_markdown(shown)}\n")
+    body = "\n\n".join(tex_escape(p) for p in [note, miss])
+    _write(stem.with_suffix(".tex"), f"% {title}\n{body}\n\n"
+           + to_latex(shown, title, label=f"tab:{stem.name}"))

@@ -1,0 +1,59 @@
+"""provenance.json: what made each generated table and figure (after showyourwork, and more).
+
+For every artifact: its checksum and maker; for the set: the git commit and dirty flag, the
+configuration hash, the checksum of every dataset table, the seeds, and the MLflow run ids of
+the runs behind it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from urbanmoe.config import config_hash
+from urbanmoe.io import sha256_file
+
+
+def git_state(cwd: Path | None = None) -> dict[str, Any]:
+    """Commit and dirty flag of the checkout (``unknown`` outside one)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=cwd, capture_output=True,
+                               text=True, check=True).stdout.strip() != ""
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": "unknown", "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def provenance(artifacts: Iterable[Path], runs: Iterable[Path], records: Iterable[Path],
+               cfg: dict[str, Any], made_by: str | None = None) -> dict[str, Any]:
+    """The provenance record of some artifacts drawn from some run folders."""
+    run_ids: dict[str, str] = {}
+    for record in records:
+        for rec in json.loads(Path(record).read_text()):
+            run_ids[str(Path(rec["run_dir"]))] = rec["run_id"]
+    run_rows = []
+    for run in runs:
+        m = json.loads((Path(run) / "metrics.json").read_text())
+        run_rows.append({
+            "run_dir": str(run), "dataset": m["dataset"], "model": m["model"], "seed": m["seed"],
+            "config_hash": m["provenance"]["config_hash"],
+            "table_sha256": m["provenance"]["table_sha256"],
+            "mlflow_run_id": run_ids.get(str(Path(run))),
+        })
+    datasets = {r["dataset"]: r["table_sha256"] for r in run_rows}
+    return {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git": git_state(),
+        "config_hash": config_hash(cfg),
+        "artifacts": {str(a): {"sha256": sha256_file(Path(a)), "made_by": made_by}
+                      for a in artifacts},
+        "data_sha256": dict(sorted(datasets.items())),
+        "seeds": sorted({r["seed"] for r in run_rows}),
+        "runs": run_rows,
+    }

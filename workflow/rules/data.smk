@@ -1,0 +1,33 @@
+rule synth:
+    output:
+        directory(expand("{root}/{city}", root=DATA, city=config["synth"]["cities"])),
+    log:
+        "logs/synth.log",
+    params:
+        root=parent_folder,
+        settings=config["synth"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "urbanmoe synth --out {params.root} --quiet > {log} 2>&1"
+
+
+# ancient(): a dataset restored by `dvc pull` may be newer on disk than its pulled features;
+# the features are keyed by the table's checksum, and a rerun synth still triggers this rule.
+rule features:
+    input:
+        ancient(f"{DATA}/{{dataset}}"),
+    output:
+        directory("data/features/{dataset}"),
+    log:
+        "logs/features/{dataset}.log",
+    params:
+        settings=config["features"],
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    shell:
+        "urbanmoe features --dataset {input} --out {output} --quiet > {log} 2>&1"
