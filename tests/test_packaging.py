@@ -35,3 +35,27 @@ def test_every_verb_has_help(verb: str) -> None:
     out = subprocess.run([sys.executable, "-m", "urbanmoe.cli", verb, "--help"],
                          capture_output=True, text=True, check=True).stdout
     assert f"usage: urbanmoe {verb}" in out and "--set" in out
+
+
+def test_container_image_is_pinned_non_root_and_named_by_the_workflow() -> None:
+    docker = (ROOT / "Dockerfile").read_text()
+    base = next(line.split()[1] for line in docker.splitlines() if line.startswith("FROM "))
+    assert ":" in base and not base.endswith(":latest")
+    users = [line.split()[1] for line in docker.splitlines() if line.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")
+    assert "pip install" in docker and "COPY src" in docker
+    image = yaml.safe_load((ROOT / "config/config.yaml").read_text())["workflow"]["container"]
+    assert image.startswith("docker://") and image.rsplit(":", 1)[1][0].isdigit()
+    assert 'container: config["workflow"]["container"]' in (ROOT / "workflow/Snakefile").read_text()
+
+
+def _profile(name: str) -> dict:
+    return yaml.safe_load((ROOT / "profiles" / name / "config.yaml").read_text())
+
+
+def test_profiles_for_apptainer_gpu_and_slurm() -> None:
+    load = _profile
+    assert load("apptainer")["software-deployment-method"] == "apptainer"
+    assert "--nv" in load("gpu")["apptainer-args"]
+    slurm = load("slurm")
+    assert slurm["executor"] == "slurm" and "train" in slurm["set-resources"]
