@@ -53,6 +53,15 @@ def _cmd_features(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     return 0
 
 
+def _cmd_import_urbanclip(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from urbanmoe.data.sources.urbanclip import import_urbanclip_city
+
+    out = import_urbanclip_city(args.city_dir, args.out, city=args.city,
+                                require_images=args.require_images)
+    print(out)
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from urbanmoe.training.run import train_run
 
@@ -129,6 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="feature folder to write")
     _common(p)
     p.set_defaults(func=_cmd_features)
+
+    p = verbs.add_parser("import-urbanclip", help="a UrbanCLIP-toolkit city as a dataset",
+                         description="Turn a UrbanCLIP-toolkit city (<City>.csv, "
+                                     "<City>_captions.json, tiles/) into a dataset folder in "
+                                     "the region-table format (docs/urbanclip.md).")
+    p.add_argument("--city-dir", type=Path, required=True, help="folder holding <City>.csv")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder to write")
+    p.add_argument("--city", default=None, help="city name (default: the folder's name)")
+    p.add_argument("--require-images", action="store_true",
+                   help="fail unless every tile named in the CSV is present")
+    _common(p)
+    p.set_defaults(func=_cmd_import_urbanclip)
 
     p = verbs.add_parser("train", help="train and evaluate a model on one dataset and seed",
                          description="Train the configured model (model.name) on a dataset "
