@@ -62,6 +62,43 @@ def _cmd_import_urbanclip(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     return 0
 
 
+def _label_spec(text: str) -> tuple[str, Any]:
+    """NAME=PATH:AGG:UNIT (AGG sum or mean) -> (name, LabelSpec)."""
+    from urbanmoe.data.build import LabelSpec
+
+    try:
+        name, rest = text.split("=", 1)
+        path, agg, unit = rest.rsplit(":", 2)
+    except ValueError:
+        raise ValueError(f"--label {text!r}: expected NAME=PATH:AGG:UNIT") from None
+    if agg not in ("sum", "mean"):
+        raise ValueError(f"--label {text!r}: AGG {agg!r} is not sum or mean")
+    return name, LabelSpec(Path(path), agg, unit)  # type: ignore[arg-type]
+
+
+def _cmd_build(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from urbanmoe.data.build import BuildSettings, build_benchmark
+    from urbanmoe.data.synthetic import CITIES
+
+    if (args.city is None) == (args.bbox is None):
+        raise ValueError("build: give exactly one of --city (a Table 1 city) and --bbox")
+    bbox = tuple(args.bbox) if args.bbox else CITIES[args.city].bbox
+    settings = BuildSettings(bbox=bbox, patch_px=args.patch_px, resolution_m=args.resolution_m,
+                             poi_mapping=args.poi_mapping)
+    labels = dict(_label_spec(item) for item in args.labels)
+    print(build_benchmark(args.name or args.city, args.imagery, args.pois, labels, args.out,
+                          settings))
+    return 0
+
+
+def _cmd_describe(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from urbanmoe.features.llm import make_backend, write_described
+
+    print(write_described(args.dataset, args.out, make_backend(args.backend), args.cache,
+                          progress=not args.quiet))
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from urbanmoe.training.run import train_run
 
@@ -151,6 +188,42 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=_cmd_import_urbanclip)
 
+    p = verbs.add_parser("build", help="build a city's dataset from raw rasters and POIs",
+                         description="Cut the city's box into patches (Section 3.1), write "
+                                     "Sentinel-2 tiles, count POIs in 15 categories, aggregate "
+                                     "label rasters per patch (docs/build.md).")
+    p.add_argument("--city", choices=["SH", "BJ", "DC"], default=None,
+                   help="a Table 1 city (its coverage box)")
+    p.add_argument("--bbox", type=float, nargs=4, default=None,
+                   metavar=("MIN_LAT", "MIN_LON", "MAX_LAT", "MAX_LON"), help="any other box")
+    p.add_argument("--name", default=None, help="dataset name (default: --city)")
+    p.add_argument("--imagery", type=Path, nargs="+", required=True,
+                   help="Sentinel-2 L2A GeoTIFF mosaic or tiles (any CRS)")
+    p.add_argument("--pois", type=Path, required=True,
+                   help="POI table, CSV or Parquet: lon, lat, category, name")
+    p.add_argument("--label", dest="labels", action="append", required=True,
+                   metavar="NAME=PATH:AGG:UNIT",
+                   help="a label raster, e.g. carbon=odiac.tif:sum:t (repeatable)")
+    p.add_argument("--poi-mapping", type=Path, default=None,
+                   help="category mapping YAML (default: the packaged one)")
+    p.add_argument("--patch-px", type=int, default=200)
+    p.add_argument("--resolution-m", type=float, default=10.0)
+    p.add_argument("--out", type=Path, required=True, help="dataset folder to write")
+    _common(p)
+    p.set_defaults(func=_cmd_build)
+
+    p = verbs.add_parser("describe", help="write each region's text from its POIs (LLM)",
+                         description="Copy a dataset with its text column written from its "
+                                     "POIs by the template or an OpenAI-compatible LLM "
+                                     "(Appendix E; docs/describe.md).")
+    p.add_argument("--dataset", type=Path, required=True, help="dataset folder to read")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder to write")
+    p.add_argument("--backend", choices=["template", "openai"], default="template")
+    p.add_argument("--cache", type=Path, default=Path(".cache/urbanmoe/llm"),
+                   help="answers cached by prompt hash (resumes an interrupted run)")
+    _common(p)
+    p.set_defaults(func=_cmd_describe)
+
     p = verbs.add_parser("train", help="train and evaluate a model on one dataset and seed",
                          description="Train the configured model (model.name) on a dataset "
                                      "folder, evaluate on its test split, write a run folder.")
@@ -208,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
         return int(args.func(args, cfg))
-    except (ConfigError, DataError, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, DataError, ValueError, FileNotFoundError, RuntimeError) as exc:
         if args.verbose:
             raise
         print(f"urbanmoe: error: {exc}", file=sys.stderr)

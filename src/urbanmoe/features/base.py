@@ -10,7 +10,7 @@ a dataset may ship precomputed embeddings in (docs/data.md).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,13 +55,22 @@ def register(modality: str, name: str) -> Callable:
 
 def build_encoder(modality: str, settings: dict[str, Any]) -> Encoder:
     """The encoder that ``features.<modality>`` configures."""
-    from urbanmoe.features import image, text  # noqa: F401  (registration side effects)
+    from urbanmoe.features import image, remoteclip, text  # noqa: F401  (registration)
 
     key = (modality, settings["encoder"])
     if key not in _REGISTRY:
         known = sorted(n for m, n in _REGISTRY if m == modality)
         raise ValueError(f"features.{modality}.encoder: unknown {key[1]!r} (known: {known})")
     return _REGISTRY[key](settings)
+
+
+def encoder_settings(features: Mapping[str, Any], modality: str) -> dict[str, Any]:
+    """``features.<modality>``, with ``features.remoteclip`` attached when it selects RemoteCLIP
+    (one checkpoint serves both the image and the text encoder)."""
+    out = dict(features[modality])
+    if out.get("encoder") == "remoteclip":
+        out["remoteclip"] = dict(features.get("remoteclip") or {})
+    return out
 
 
 def has_modality(ds: RegionDataset, modality: str) -> bool:
@@ -124,9 +133,9 @@ def extract_all(ds: RegionDataset, settings: dict[str, Any], out_dir: Path,
     for modality in MODALITIES:
         if not has_modality(ds, modality) or ds.embedding(modality) is not None:
             continue
-        modality_features(ds, modality, settings[modality], out_dir, progress)
-        files[modality] = cache_file(ds, build_encoder(modality, settings[modality]),
-                                     out_dir).name
+        enc_settings = encoder_settings(settings, modality)
+        modality_features(ds, modality, enc_settings, out_dir, progress)
+        files[modality] = cache_file(ds, build_encoder(modality, enc_settings), out_dir).name
     from urbanmoe.io import write_json
 
     write_json(out_dir / "manifest.json", {"dataset": ds.name, "files": files,

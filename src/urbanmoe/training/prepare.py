@@ -15,7 +15,7 @@ import torch
 
 from urbanmoe.data.splits import Split, make_split
 from urbanmoe.data.table import RegionDataset
-from urbanmoe.features.base import modality_features, poi_vector
+from urbanmoe.features.base import encoder_settings, modality_features, poi_vector
 from urbanmoe.training.loop import TrainData
 from urbanmoe.training.targets import Standardizer, forward_transform
 
@@ -67,7 +67,8 @@ def prepare(
     inputs: dict[str, torch.Tensor] = {}
     branch_dims: dict[str, int] = {}
     for branch in cfg["model"]["branches"]:
-        feats = modality_features(ds, branch, cfg["features"][branch], cache_dir, progress)
+        settings = encoder_settings(cfg["features"], branch)
+        feats = modality_features(ds, branch, settings, cache_dir, progress)
         if feats is None:
             log.warning("%s: no %s modality; the %s branch is left out", ds.name, branch, branch)
             continue

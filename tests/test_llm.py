@@ -1,0 +1,284 @@
+"""POI to text with an LLM backend (Appendix E): a local chat-completions server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from urbanmoe.data.table import load_dataset
+from urbanmoe.features.describe import build_prompt
+from urbanmoe.features.llm import (
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    ENV_MODEL,
+    LLMError,
+    OpenAIBackend,
+    RateLimiter,
+    TemplateBackend,
+    describe_dataset,
+    make_backend,
+    write_described,
+)
+
+# (attempt number from 1, request body) -> (status, headers, JSON body)
+Behaviour = Callable[[int, dict], tuple[int, dict[str, str], dict]]
+
+
+def _answer(body: dict) -> dict:
+    prompt = body["messages"][0]["content"]
+    total = next(line for line in prompt.splitlines() if line.startswith("- Total:"))
+    return {"choices": [{"message": {"role": "assistant", "content": f"A region. {total}"}}]}
+
+
+def healthy(_: int, body: dict) -> tuple[int, dict[str, str], dict]:
+    return 200, {}, _answer(body)
+
+
+class Server:
+    """A chat-completions server in a thread; records every request body and header."""
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.behaviour, self.bodies, self.auth = behaviour, [], []
+        lock, server = threading.Lock(), self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with lock:
+                    server.bodies.append(body)
+                    server.auth.append(self.headers.get("Authorization"))
+                    n = len(server.bodies)
+                assert self.path == "/v1/chat/completions"
+                status, headers, payload = server.behaviour(n, body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                for k, v in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    @property
+    def count(self) -> int:
+        return len(self.bodies)
+
+
+@contextmanager
+def serve(behaviour: Behaviour = healthy) -> Iterator[Server]:
+    srv = Server(behaviour)
+    thread = threading.Thread(target=srv.httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.httpd.shutdown()
+        srv.httpd.server_close()
+
+
+def backend(url: str, **kw: object) -> OpenAIBackend:
+    """A client that never really sleeps (recorded in ``.slept``) and has no rate limit."""
+    slept: list[float] = []
+    opts = {"api_key": "sekret", "requests_per_minute": 1e9, "sleep": slept.append,
+            "timeout": 5.0, **kw}
+    b = OpenAIBackend(url, "test-model", **opts)  # type: ignore[arg-type]
+    b.slept = slept  # type: ignore[attr-defined]
+    return b
+
+
+@pytest.fixture()
+def regions() -> pd.DataFrame:
+    n = 8
+    return pd.DataFrame({
+        "region_id": [f"r{i}" for i in range(n)],
+        "lat": [31.0 + i / 100 for i in range(n)],
+        "lon": [121.0 + i / 100 for i in range(n)],
+        "poi_catering": [i * 3 for i in range(n)],
+        "poi_shopping": [i for i in range(n)],
+        "poi_medical": [1] * n,
+    })
+
+
+def expected(df: pd.DataFrame) -> list[str]:
+    return [f"A region. - Total: {4 * i + 1}" for i in range(len(df))]
+
+
+def test_answers_in_order_cached_and_second_run_free(regions: pd.DataFrame,
+                                                     tmp_path: Path) -> None:
+    with serve() as srv:
+        texts = describe_dataset(regions, backend(srv.url), tmp_path, city="SH", progress=False)
+        assert texts == expected(regions)
+        assert srv.count == len(regions)
+        assert len(list(tmp_path.rglob("*.json"))) == len(regions)
+        body = srv.bodies[0]
+        assert body["model"] == "test-model" and body["temperature"] == 0
+        assert body["messages"] == [{"role": "user", "content": build_prompt(
+            {"poi_catering": 0, "poi_shopping": 0, "poi_medical": 1},
+            city="SH", lat=31.0, lon=121.0)}]
+        assert set(srv.auth) == {"Bearer sekret"}
+        again = describe_dataset(regions, backend(srv.url), tmp_path, city="SH", progress=False)
+        assert again == texts and srv.count == len(regions)  # zero new requests
+
+
+@pytest.mark.parametrize("status,headers", [(429, {"Retry-After": "0"}), (500, {}), (503, {})])
+def test_transient_errors_are_retried(regions: pd.DataFrame, tmp_path: Path, status: int,
+                                      headers: dict[str, str]) -> None:
+    def flaky(n: int, body: dict) -> tuple[int, dict[str, str], dict]:
+        return (status, headers, {"error": {"message": "busy"}}) if n <= 3 else healthy(n, body)
+
+    with serve(flaky) as srv:
+        b = backend(srv.url)
+        assert describe_dataset(regions[:2], b, tmp_path, progress=False) == expected(regions[:2])
+        assert srv.count == b.requests == 3 + 2
+        assert len(b.slept) == 3
+        if "Retry-After" in headers:
+            assert b.slept == [0.0, 0.0, 0.0]
+        else:  # exponential backoff with jitter in [0.5, 1] x 1, 2, 4 s
+            assert all(0.5 * 2**k <= s <= 2**k for k, s in enumerate(b.slept))
+
+
+def test_retries_exhausted_and_connection_errors(regions: pd.DataFrame, tmp_path: Path) -> None:
+    with serve(lambda n, b: (502, {}, {"error": {"message": "bad gateway"}})) as srv:
+        b = backend(srv.url, max_retries=2)
+        with pytest.raises(LLMError, match="after 3 attempts: HTTP 502: bad gateway"):
+            describe_dataset(regions, b, tmp_path, progress=False)
+        assert srv.count == 3
+    with socket.socket() as s:  # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    b = backend(f"http://127.0.0.1:{port}/v1", max_retries=1)
+    with pytest.raises(LLMError, match="after 2 attempts"):
+        describe_dataset(regions, b, tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("status", [400, 401])
+def test_client_errors_fail_at_once(regions: pd.DataFrame, tmp_path: Path, status: int) -> None:
+    error = {"error": {"message": "API key not valid.\nPlease pass a valid key.", "code": status}}
+    with serve(lambda n, b: (status, {}, error)) as srv:
+        with pytest.raises(LLMError) as info:
+            describe_dataset(regions, backend(srv.url), tmp_path, progress=False)
+        assert srv.count == 1
+    msg = str(info.value)
+    assert "\n" not in msg and f"HTTP {status}" in msg and "API key not valid. Please" in msg
+
+
+def test_interrupted_run_resumes(regions: pd.DataFrame, tmp_path: Path) -> None:
+    k = 3
+
+    def dies(n: int, body: dict) -> tuple[int, dict[str, str], dict]:
+        return healthy(n, body) if n <= k else (500, {}, {"error": {"message": "down"}})
+
+    with serve(dies) as srv, pytest.raises(LLMError, match="HTTP 500: down"):
+        describe_dataset(regions, backend(srv.url, max_retries=1), tmp_path, progress=False)
+    assert len(list(tmp_path.rglob("*.json"))) == k
+    with serve() as srv:
+        texts = describe_dataset(regions, backend(srv.url), tmp_path, progress=False)
+        assert texts == expected(regions)
+        asked = [b["messages"][0]["content"] for b in srv.bodies]
+    assert srv.count == len(regions) - k
+    assert all("- Total: 1\n" not in p for p in asked)  # region 0 was not asked again
+
+
+def test_rate_limiter_fake_clock() -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    limiter = RateLimiter(30, clock=lambda: now[0], sleep=sleep)
+    for _ in range(10):
+        limiter.acquire()
+    assert sum(slept) == pytest.approx(9 * 2.0)  # 10 requests at 30/min: 9 gaps of 2 s
+    now[0] += 60.0  # idle time refills only up to the burst
+    limiter.acquire()
+    assert sum(slept) == pytest.approx(18.0)
+    limiter.acquire()
+    assert sum(slept) == pytest.approx(20.0)
+    with pytest.raises(ValueError):
+        RateLimiter(0)
+
+
+def test_rate_limit_applies_to_requests(regions: pd.DataFrame, tmp_path: Path) -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    with serve() as srv:
+        b = backend(srv.url, requests_per_minute=120, clock=lambda: now[0], sleep=sleep)
+        describe_dataset(regions, b, tmp_path, progress=False)
+    assert sum(slept) == pytest.approx((len(regions) - 1) * 0.5)
+
+
+def test_template_backend_is_offline_and_deterministic(regions: pd.DataFrame, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(*a: object, **k: object) -> None:
+        raise AssertionError("network used")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    a = describe_dataset(regions, "template", tmp_path, city="SH", progress=False)
+    b = describe_dataset(regions, TemplateBackend(), None, city="SH", progress=False)
+    assert a == b and len(set(a)) == len(regions)
+    assert all(t.startswith("This region in SH") for t in a)
+    assert not any(tmp_path.iterdir())  # nothing to cache
+
+
+def test_missing_env_is_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in (ENV_BASE_URL, ENV_MODEL, ENV_API_KEY):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(LLMError, match=f"needs {ENV_BASE_URL} set"):
+        make_backend("openai")
+    monkeypatch.setenv(ENV_BASE_URL, "http://127.0.0.1:1/v1")
+    with pytest.raises(LLMError, match=f"needs {ENV_MODEL} set"):
+        make_backend("openai")
+    monkeypatch.setenv(ENV_MODEL, "m")
+    b = make_backend("openai")
+    assert isinstance(b, OpenAIBackend) and b.api_key == "" and b.model == "m"
+    with pytest.raises(LLMError, match="unknown describe backend"):
+        make_backend("gpt")
+
+
+def test_write_described(tmp_path: Path, regions: pd.DataFrame) -> None:
+    src = tmp_path / "in"
+    (src / "tiles").mkdir(parents=True)
+    regions = regions.assign(carbon=1.0, text="old", image_path=[
+        f"tiles/{i}.png" for i in range(len(regions))])
+    for p in regions["image_path"]:
+        (src / p).write_bytes(b"png")
+    regions.to_csv(src / "regions.csv", index=False)
+    spec = {"name": "TOY", "city": "SH", "table": "regions.csv", "targets": {"carbon": None}}
+    (src / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in src.rglob("*"))
+    with serve() as srv:
+        out = write_described(src, tmp_path / "out", backend(srv.url), tmp_path / "cache",
+                              progress=False)
+    ds = load_dataset(out)
+    assert ds.meta["table"] == "regions.parquet" and ds.texts == expected(regions)
+    assert not (out / "regions.csv").exists() and len(ds.image_paths or []) == len(regions)
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in src.rglob("*")) == before
+    with pytest.raises(ValueError, match="must not be the dataset folder"):
+        write_described(src, src / "x", "template", None, progress=False)
+
+
+def test_unknown_poi_column_is_data_error(regions: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="row 0: unknown POI category 'poi_education'"):
+        describe_dataset(regions.assign(poi_education=1), "template", None, progress=False)
