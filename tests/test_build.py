@@ -194,3 +194,21 @@ def test_label_not_covering_box(sources: dict, tmp_path: Path) -> None:
         _build(sources, tmp_path / "X")
     assert "\n" not in str(err.value)
     assert not (tmp_path / "X").exists()
+
+
+def test_built_city_gets_text_and_trains_end_to_end(sources: dict, tmp_path: Path) -> None:
+    from urbanmoe.config import load_config
+    from urbanmoe.features.llm import make_backend, write_described
+    from urbanmoe.training.run import train_run
+
+    built = _build(sources, tmp_path / "T")
+    described = write_described(built, tmp_path / "T-text", make_backend("template"), None,
+                                progress=False)
+    assert all(load_dataset(described).texts)
+    cfg = load_config(None, [f"features.cache_dir={tmp_path / 'cache'}", "features.text.dim=4",
+                             "model.expert_hidden=8", "model.expert_out=4", "model.head_hidden=4",
+                             "train.max_epochs=2", "model.region_embedding=lookup"])
+    metrics = train_run(described, 0, tmp_path / "run", cfg, progress=False)
+    assert metrics["split"]["n_train"] == 3 and metrics["tasks"] == ["carbon", "population",
+                                                                    "light"]
+    assert (tmp_path / "run/routing.npz").is_file()
