@@ -116,13 +116,13 @@ def test_two_seeds_one_parent(tmp_path: Path, uri: str) -> None:
     assert len(runs) == 3
     parents = [r for r in runs if RUN_TAG not in r.data.tags]
     assert len(parents) == 1
-    assert parents[0].data.tags["urbanmoe.parent_key"] == "SH/urbanmoe/default"
+    assert parents[0].data.tags["urbanmoe.parent_key"] == "SH/urbanmoe/random/default"
     children = {r.info.run_id: r for r in _children(runs)}
     assert set(children) == set(ids)
     child = children[ids[1]]
     tags, params, metrics = child.data.tags, child.data.params, child.data.metrics
     assert tags["mlflow.parentRunId"] == parents[0].info.run_id
-    assert tags[RUN_TAG] == "SH/urbanmoe/default/1"
+    assert tags[RUN_TAG] == "SH/urbanmoe/random/default/1"
     assert tags["urbanmoe.config_hash"] == "cfg1" and tags["urbanmoe.table_sha256"] == "ab" * 32
     assert tags["urbanmoe.device"] == "cpu"
     assert tags["urbanmoe.run_dir"] == str(dirs[1].resolve())
@@ -152,7 +152,7 @@ def test_st_history_prefixed_and_no_routing(tmp_path: Path, uri: str) -> None:
     assert len(client.get_metric_history(run_id, "population_val_loss")) == 3
     assert {a.path for a in client.list_artifacts(run_id)} == {"metrics.json",
                                                                 "predictions.parquet"}
-    assert run.data.tags[RUN_TAG] == "SH/urbanmoe_st/tab/0"
+    assert run.data.tags[RUN_TAG] == "SH/urbanmoe_st/random/tab/0"
 
 
 def test_remirror_updates_without_duplicates(tmp_path: Path, uri: str) -> None:
@@ -165,7 +165,8 @@ def test_remirror_updates_without_duplicates(tmp_path: Path, uri: str) -> None:
     client = MlflowClient(uri)
     runs = _runs(client, "table2")
     keys = [r.data.tags.get(RUN_TAG, "parent") for r in runs]
-    assert sorted(keys) == ["SH/urbanmoe/default/0", "SH/urbanmoe/default/1", "parent"]
+    key = "SH/urbanmoe/random/default"
+    assert sorted(keys) == [f"{key}/0", f"{key}/1", "parent"]
     assert client.get_run(new_id).data.metrics["carbon_r2"] == 0.7
     assert len(client.get_metric_history(new_id, "train_loss")) == 3
     artifact_dirs = [p for p in (tmp_path / "mlartifacts").iterdir() if p.is_dir()]
@@ -191,7 +192,7 @@ def test_eight_concurrent_writers(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert not any("locked" in err for _, err in outs)
     runs = _runs(MlflowClient(uri), "table2")
     keys = sorted(r.data.tags[RUN_TAG] for r in _children(runs))
-    assert keys == sorted(f"{['SH', 'BJ'][s % 2]}/urbanmoe/default/{s}" for s in range(8))
+    assert keys == sorted(f"{['SH', 'BJ'][s % 2]}/urbanmoe/random/default/{s}" for s in range(8))
     assert len(runs) == 8 + 2  # one parent per dataset
     assert len(MlflowClient(uri).search_experiments()) == 2  # Default + table2
 
@@ -208,5 +209,5 @@ def test_cli_track(tmp_path: Path, uri: str, capsys: pytest.CaptureFixture[str])
     assert len(capsys.readouterr().out.strip().splitlines()) == 2
     runs = _runs(MlflowClient(uri), "fig3")
     assert sorted(r.data.tags.get(RUN_TAG, "p") for r in runs) == [
-        "SH/urbanmoe/abl/0", "SH/urbanmoe/abl/1", "p"]
+        "SH/urbanmoe/random/abl/0", "SH/urbanmoe/random/abl/1", "p"]
     assert main(["track", str(tmp_path / "nothing"), "--experiment", "fig3"]) == 2

@@ -1,11 +1,27 @@
 # Helpers shared by the rules (no lambdas in rules).
 import os
+import re
 
 DATA = config["data"]["root"]
 DATASETS = config["data"]["datasets"]
 SEEDS = config["train"]["seeds"]
 WF = config["workflow"]
 TABLE2_MODELS = WF["table2_models"]
+SPLITS = WF["splits"]
+REAL = config["data"]["real_root"]
+URBANCLIP = config["data"]["urbanclip"]
+URBANCLIP_NAMES = "|".join(re.escape(name) for name in URBANCLIP) or "(?!x)x"
+
+
+def dataset_dir(wildcards):
+    """Where a dataset lives: imported real cities under data.real_root, the rest under root."""
+    root = REAL if wildcards.dataset in URBANCLIP else DATA
+    return f"{root}/{wildcards.dataset}"
+
+
+def urbanclip_source(wildcards):
+    """The UrbanCLIP-toolkit folder a real city is imported from (data.urbanclip)."""
+    return URBANCLIP[wildcards.city]
 
 
 def parent_folder(wildcards, output):
@@ -24,8 +40,9 @@ def train_resources():
 def table2_runs(wildcards=None):
     """Every run folder behind Table 2."""
     return expand(
-        "results/runs/{dataset}/{model}/seed{seed}",
+        "results/runs/{dataset}/{split}/{model}/seed{seed}",
         dataset=DATASETS,
+        split=SPLITS,
         model=TABLE2_MODELS,
         seed=SEEDS,
     )

@@ -18,7 +18,7 @@ rule synth:
 # the features are keyed by the table's checksum, and a rerun synth still triggers this rule.
 rule features:
     input:
-        ancient(f"{DATA}/{{dataset}}"),
+        ancient(dataset_dir),
     output:
         directory("data/features/{dataset}"),
     log:
@@ -31,3 +31,21 @@ rule features:
         runtime=30,
     shell:
         "urbanmoe features --dataset {input} --out {output} --quiet > {log} 2>&1"
+
+
+rule import_urbanclip:
+    input:
+        urbanclip_source,
+    output:
+        directory(f"{REAL}/{{city}}"),
+    log:
+        "logs/import/{city}.log",
+    wildcard_constraints:
+        city=URBANCLIP_NAMES,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "urbanmoe import-urbanclip --city-dir {input} --out {output} --city {wildcards.city}"
+        " > {log} 2>&1"

@@ -1,11 +1,11 @@
 rule train:
     input:
-        dataset=f"{DATA}/{{dataset}}",
+        dataset=dataset_dir,
         features="data/features/{dataset}",
     output:
-        directory("results/runs/{dataset}/{model}/seed{seed}"),
+        directory("results/runs/{dataset}/{split}/{model}/seed{seed}"),
     log:
-        "logs/train/{dataset}/{model}/seed{seed}.log",
+        "logs/train/{dataset}/{split}/{model}/seed{seed}.log",
     params:
         settings=training_settings,
     threads: WF["train_threads"]
@@ -13,7 +13,8 @@ rule train:
         **train_resources(),
     shell:
         "urbanmoe train --dataset {input.dataset} --seed {wildcards.seed} --out {output}"
-        " --set model.name={wildcards.model} --set features.cache_dir={input.features}"
+        " --set model.name={wildcards.model} --set split.kind={wildcards.split}"
+        " --set features.cache_dir={input.features}"
         " --set train.threads={threads} --quiet > {log} 2>&1"
 
 

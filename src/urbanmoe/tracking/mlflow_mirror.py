@@ -227,11 +227,13 @@ def _mirror(run_dir: Path, experiment: str, settings: str, uri: str, record: dic
     _quiet()  # the store's first use may configure loggers again
     m = record["metrics"]
     dataset, model, seed = str(m["dataset"]), str(m["model"]), int(m["seed"])
+    split = str(m["split"]["kind"])
     exp_id = _experiment(client, experiment, uri)
-    base = {"urbanmoe.dataset": dataset, "urbanmoe.model": model, "urbanmoe.settings": settings}
-    parent_key = f"{dataset}/{model}/{settings}"
+    base = {"urbanmoe.dataset": dataset, "urbanmoe.model": model, "urbanmoe.settings": settings,
+            "urbanmoe.split": split}
+    parent_key = f"{dataset}/{model}/{split}/{settings}"
     parent_id = _parent(client, exp_id, parent_key, {**base, PARENT_TAG: parent_key},
-                        f"{model} {dataset} {settings}")
+                        f"{model} {dataset} {split} {settings}")
     run_key = f"{parent_key}/{seed}"
     for old in _search(client, exp_id, RUN_TAG, run_key):
         _delete(client, old)
