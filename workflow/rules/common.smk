@@ -71,3 +71,18 @@ PAPER_ARTIFACTS = expand("paper_figures/table2.{ext}", ext=["csv", "md", "tex"])
 def artifact_flags(wildcards, input):
     """--artifact FILE for each artifact of the provenance rule."""
     return " ".join(f"--artifact {a}" for a in input.artifacts)
+
+
+def data_note(wildcards=None):
+    """What the Table 2 runs ran on, said plainly (none of it is the data of the paper)."""
+    synth = [d for d in DATASETS if d in config["synth"]["cities"] and d not in URBANCLIP]
+    real = [d for d in DATASETS if d in URBANCLIP]
+    other = [d for d in DATASETS if d not in synth and d not in real]
+    parts = []
+    if synth:
+        parts.append(f"the embedded synthetic benchmark ({', '.join(synth)})")
+    if real:
+        parts.append(f"UrbanCLIP-toolkit real cities ({', '.join(real)})")
+    if other:
+        parts.append(f"user datasets ({', '.join(other)})")
+    return "; ".join(parts) + ", not the data of the paper"

@@ -10,6 +10,7 @@ rule table2:
         "logs/paper/table2.log",
     params:
         datasets=yaml_list(DATASETS),
+        note=data_note,
     threads: 1
     resources:
         mem_mb=2000,
@@ -17,4 +18,4 @@ rule table2:
     shell:
         "papermill {input.notebook} {output.notebook} -k python3 -p runs_dir results/runs"
         " -p out_dir paper_figures -p published {input.published}"
-        " -y 'datasets: {params.datasets}' > {log} 2>&1"
+        " -y 'datasets: {params.datasets}' -p data_note '{params.note}' > {log} 2>&1"
