@@ -25,6 +25,7 @@ from urbanmoe.data.table import DataError, RegionDataset
 from urbanmoe.features.base import register
 from urbanmoe.features.image import read_tile
 from urbanmoe.io import sha256_file
+from urbanmoe.training.seeding import resolve_device
 
 ARCHS = ("ViT-B-32", "RN50", "ViT-L-14")
 VERSION = 1
@@ -34,13 +35,6 @@ log = logging.getLogger(__name__)
 # read_tile returns 3-band tiles as B, G, R and 4+-band Sentinel-2 tiles as B02, B03, B04, B08:
 # in both cases R, G, B are bands 2, 1, 0.
 _RGB = [2, 1, 0]
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
