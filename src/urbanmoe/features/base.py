@@ -19,7 +19,7 @@ import pandas as pd
 
 from urbanmoe.config import config_hash
 from urbanmoe.data.table import ID, RegionDataset, read_embeddings
-from urbanmoe.io import atomic_path, sha256_file
+from urbanmoe.io import atomic_path, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +110,20 @@ def modality_features(
         return shipped
     if not has_modality(ds, modality):
         return None
-    encoder = build_encoder(modality, settings)
+    return _encode_cached(ds, build_encoder(modality, settings), cache_dir, progress)[0]
+
+
+def _encode_cached(ds: RegionDataset, encoder: Encoder, cache_dir: Path | None,
+                   progress: bool) -> tuple[np.ndarray, Path | None]:
+    """Encode through the cache (read it if present, else encode and write it)."""
     path = cache_file(ds, encoder, cache_dir) if cache_dir is not None else None
     if path is not None and path.exists():
-        log.info("features: %s %s from cache %s", ds.name, modality, path)
-        return read_embeddings(path, ds.ids)
+        log.info("features: %s %s from cache %s", ds.name, encoder.modality, path)
+        return read_embeddings(path, ds.ids), path
     feats = encoder.encode(ds, progress=progress).astype(np.float32)
     if path is not None:
         write_embeddings(path, ds.ids, feats)
-    return feats
+    return feats, path
 
 
 def extract_all(ds: RegionDataset, settings: dict[str, Any], out_dir: Path,
@@ -133,11 +138,9 @@ def extract_all(ds: RegionDataset, settings: dict[str, Any], out_dir: Path,
     for modality in MODALITIES:
         if not has_modality(ds, modality) or ds.embedding(modality) is not None:
             continue
-        enc_settings = encoder_settings(settings, modality)
-        modality_features(ds, modality, enc_settings, out_dir, progress)
-        files[modality] = cache_file(ds, build_encoder(modality, enc_settings), out_dir).name
-    from urbanmoe.io import write_json
-
+        encoder = build_encoder(modality, encoder_settings(settings, modality))
+        _, path = _encode_cached(ds, encoder, out_dir, progress)
+        files[modality] = path.name  # type: ignore[union-attr]  (out_dir is given)
     write_json(out_dir / "manifest.json", {"dataset": ds.name, "files": files,
                                            "table_sha256": sha256_file(ds.table_path)})
     return files
