@@ -56,9 +56,20 @@ def _cmd_features(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 def _cmd_import_urbanclip(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from urbanmoe.data.sources.urbanclip import import_urbanclip_city
 
+    policy = args.gdp_fill or cfg["data"]["urbanclip_gdp_fill"]
     out = import_urbanclip_city(args.city_dir, args.out, city=args.city,
-                                require_images=args.require_images)
+                                require_images=args.require_images, gdp_fill=policy)
     print(out)
+    print(f"data report: {out / 'report.md'}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from urbanmoe.data.report import report_markdown, write_report
+    from urbanmoe.data.table import load_dataset
+
+    report = write_report(load_dataset(args.dataset), args.out)
+    print(report_markdown(report), end="")
     return 0
 
 
@@ -103,6 +114,10 @@ def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from urbanmoe.training.run import train_run
 
     metrics = train_run(args.dataset, args.seed, args.out, cfg, progress=not args.quiet)
+    if "skipped" in metrics:
+        print(f"{metrics['dataset']} {metrics['model']} seed {metrics['seed']} skipped: "
+              f"{metrics['skipped']} (recorded in {args.out})")
+        return 0
     log_scale = metrics["log_scale"]
     ceiling = metrics.get("noise_ceiling") or {}
     print(f"{metrics['dataset']} {metrics['model']} seed {metrics['seed']} -> {args.out}")
@@ -185,8 +200,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--city", default=None, help="city name (default: the folder's name)")
     p.add_argument("--require-images", action="store_true",
                    help="fail unless every tile named in the CSV is present")
+    p.add_argument("--gdp-fill", choices=["missing", "keep"], default=None,
+                   help="GDP's fill value 10000.0: set missing (excluded from loss and "
+                        "metrics) or keep it (default: data.urbanclip_gdp_fill)")
     _common(p)
     p.set_defaults(func=_cmd_import_urbanclip)
+
+    p = verbs.add_parser("report", help="a data report of one dataset (fill values, labels "
+                                        "shared between neighbours)",
+                         description="Report each target's missing values, zeros, most "
+                                     "frequent value (suspected fill values) and how often "
+                                     "labels repeat exactly in neighbouring regions (random "
+                                     "splits leak them). Writes STEM.json and STEM.md.")
+    p.add_argument("--dataset", type=Path, required=True, help="dataset folder (docs/data.md)")
+    p.add_argument("--out", type=Path, required=True, help="output stem (STEM.json, STEM.md)")
+    _common(p)
+    p.set_defaults(func=_cmd_report)
 
     p = verbs.add_parser("build", help="build a city's dataset from raw rasters and POIs",
                          description="Cut the city's box into patches (Section 3.1), write "

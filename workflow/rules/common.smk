@@ -29,6 +29,11 @@ def parent_folder(wildcards, output):
     return os.path.dirname(output[0])
 
 
+def output_stem(wildcards, output):
+    """A rule's first output without its extension (for verbs that take an output stem)."""
+    return os.path.splitext(output[0])[0]
+
+
 def train_resources():
     """Resources of one training job; a gpu only when config asks for GPUs."""
     res = {"mem_mb": WF["train_mem_mb"], "runtime": WF["train_runtime_min"]}
@@ -48,9 +53,16 @@ def table2_runs(wildcards=None):
     )
 
 
+URBANMOE_MODELS = ("urbanmoe", "urbanmoe_st", "urbanmoe_dense")
+
+
 def training_settings(wildcards):
-    """The configuration a training run depends on (a change reruns it)."""
-    return {key: config[key] for key in ("features", "split", "model", "train")}
+    """The configuration a training run depends on (a change reruns it); baselines also
+    depend on baselines.*"""
+    keys = ["features", "split", "model", "train"]
+    if wildcards.model not in URBANMOE_MODELS:
+        keys.append("baselines")
+    return {key: config[key] for key in keys}
 
 
 REPO = os.path.dirname(os.path.dirname(str(workflow.current_basedir)))

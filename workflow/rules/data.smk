@@ -46,6 +46,25 @@ rule import_urbanclip:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        gdp_fill=config["data"]["urbanclip_gdp_fill"],
     shell:
         "urbanmoe import-urbanclip --city-dir {input} --out {output} --city {wildcards.city}"
-        " > {log} 2>&1"
+        " --gdp-fill {params.gdp_fill} > {log} 2>&1"
+
+
+rule data_report:
+    input:
+        ancient(dataset_dir),
+    output:
+        multiext("results/data_report/{dataset}", ".json", ".md"),
+    log:
+        "logs/data_report/{dataset}.log",
+    params:
+        stem=output_stem,
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "urbanmoe report --dataset {input} --out {params.stem} > {log} 2>&1"

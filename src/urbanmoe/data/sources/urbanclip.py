@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from urbanmoe.data.report import write_report
 from urbanmoe.data.table import DataError, load_dataset
 from urbanmoe.io import atomic_path, sha256_file
 
@@ -54,12 +55,19 @@ def upstream_files(city: str) -> dict[str, str]:
             f"{city}_captions.json": f"caption/pairs/{city}_captions.json"}
 
 
-def fetch_commands(city: str, dest: Path) -> list[str]:
+CITIES = ("Beijing", "Shanghai", "Guangzhou", "Shenzhen")  # the toolkit's four cities
+GDP_FILL_POLICIES = ("missing", "keep")
+
+
+def fetch_commands(city: str, dest: Path, no_exec: bool = False) -> list[str]:
     """The ``dvc import-url`` commands fetching a city's CSV and captions into ``dest``.
 
-    One command per raw file URL at the pinned commit; nothing is run here.
+    One command per raw file URL at the pinned commit; nothing is run here. With ``no_exec``
+    the commands only write the import stages (``.dvc`` files) without downloading: that is
+    how ``data/raw/urbanclip/<City>/`` was made, and ``dvc update -R`` fetches them later.
     """
-    return [f"dvc import-url {RAW_BASE}/{up} {shlex.quote(str(Path(dest) / name))}"
+    flag = " --no-exec" if no_exec else ""
+    return [f"dvc import-url{flag} {RAW_BASE}/{up} {shlex.quote(str(Path(dest) / name))}"
             for name, up in upstream_files(city).items()]
 
 
@@ -156,19 +164,22 @@ def _bbox(lat: np.ndarray, lon: np.ndarray) -> list[float]:
 
 
 def import_urbanclip_city(city_dir: Path, out_dir: Path, *, city: str | None = None,
-                          require_images: bool = False) -> Path:
+                          require_images: bool = False, gdp_fill: str = "missing") -> Path:
     """Turn one toolkit city folder into a region-table dataset folder at ``out_dir``.
 
     ``city_dir`` holds ``<City>.csv``, ``<City>_captions.json`` and optionally ``tiles/``
     (``city`` defaults to the folder's name). The table gets ``region_id`` (the tile name's
     stem), ``lat``/``lon``, targets ``carbon``/``population``/``gdp`` (log1p; GDP's fill value
-    10000.0 becomes missing), ``text`` (the tile's caption sentences joined in file order;
+    10000.0 becomes missing with ``gdp_fill="missing"``, the default, or stays with ``"keep"``),
+    ``text`` (the tile's caption sentences joined in file order;
     empty if none) and, only when every tile is present, ``image_path`` (tiles copied into
     ``out_dir/tiles``). With ``require_images`` a missing tile is a DataError. The folder is
     written atomically, validated with ``load_dataset`` before it appears; inputs are read only.
     """
     city_dir, out_dir = Path(city_dir), Path(out_dir)
     city = _check_city(city or city_dir.name)
+    if gdp_fill not in GDP_FILL_POLICIES:
+        raise ValueError(f"gdp_fill: {gdp_fill!r} is not one of {list(GDP_FILL_POLICIES)}")
     src, dst = city_dir.resolve(), out_dir.resolve()
     if src == dst or dst in src.parents:
         raise ValueError(f"{out_dir}: the output folder would replace the input {city_dir}")
@@ -181,7 +192,8 @@ def import_urbanclip_city(city_dir: Path, out_dir: Path, *, city: str | None = N
     for name, (column, _) in TARGETS.items():
         table[name] = _target(df, column, csv_path)
     fills = table["gdp"].to_numpy() == GDP_FILL
-    table.loc[fills, "gdp"] = np.nan
+    if gdp_fill == "missing":
+        table.loc[fills, "gdp"] = np.nan
 
     by_tile: dict[str, list[str]] = {t: [] for t in tiles}
     pairs = _captions(cap_path)
@@ -215,6 +227,7 @@ def import_urbanclip_city(city_dir: Path, out_dir: Path, *, city: str | None = N
         "regions": len(table),
         "gdp_fill_value": GDP_FILL,
         "gdp_fill_cells": int(fills.sum()),
+        "gdp_fill": gdp_fill,
         "zero_labels": {n: int((table[n] == 0).sum()) for n in TARGETS},
         "captions": {
             "sentences": len(pairs),
@@ -242,5 +255,5 @@ def import_urbanclip_city(city_dir: Path, out_dir: Path, *, city: str | None = N
                 shutil.copyfile(tiles_dir / t, tmp / "tiles" / t)
         table.to_parquet(tmp / meta["table"], index=False)
         (tmp / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
-        load_dataset(tmp)
+        write_report(load_dataset(tmp), tmp / "report")
     return out_dir
