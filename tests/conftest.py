@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from urbanmoe.config import load_config
@@ -57,3 +61,27 @@ def toy_table() -> pd.DataFrame:
         "poi_shopping": rng.poisson(5, n),
         "poi_education": rng.poisson(1, n),
     })
+
+
+@contextmanager
+def one_thread_cached_tiles(module: ModuleType) -> Iterator[None]:
+    """One torch thread (small convolutions on a shared 2-core machine run faster so) and
+    ``module.load_tiles`` reading each dataset's tiles once (load_tiles has its own tests)."""
+    from urbanmoe.data.tiles import load_tiles
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cache: dict[tuple[str, int, int], np.ndarray] = {}
+
+    def load(ds, size: int, progress: bool = True) -> np.ndarray:  # noqa: ANN001
+        key = (str(ds.root), len(ds), size)
+        if key not in cache:
+            cache[key] = load_tiles(ds, size, progress)
+        return cache[key].copy()
+
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(module, "load_tiles", load)
+            yield
+    finally:
+        torch.set_num_threads(threads)

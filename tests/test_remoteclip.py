@@ -23,8 +23,8 @@ from urbanmoe.features.image import read_tile
 from urbanmoe.features.remoteclip import (
     RemoteCLIPImageEncoder,
     RemoteCLIPTextEncoder,
-    _check_keys,
     _unwrap,
+    check_state_dict,
     load_remoteclip,
     to_rgb_image,
 )
@@ -136,7 +136,7 @@ def test_shape_mismatch_is_refused(loaded: tuple, tmp_path: Path) -> None:
     sd["text_projection"] = sd["text_projection"][:, :256]
     path = tmp_path / "narrow.pt"
     with pytest.raises(DataError, match=r"1 shape mismatches \(e\.g\. 'text_projection'"):
-        _check_keys(sd, model, "ViT-B-32", path)
+        check_state_dict(sd, model, "ViT-B-32", path)
 
 
 def test_files_that_are_not_state_dicts_are_refused(tmp_path: Path) -> None:

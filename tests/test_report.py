@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import write_dataset
 from test_urbanclip import BEIJING, _make_city
+
 from urbanmoe.cli import main
 from urbanmoe.data.report import dataset_report, looks_like_fill, neighbour_sharing
 from urbanmoe.data.sources import import_urbanclip_city

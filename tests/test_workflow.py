@@ -34,7 +34,7 @@ def test_tiny_workflow_runs_and_second_call_has_nothing_to_do(tmp_path: Path) ->
     shutil.copytree(ROOT / ".test/config", tmp_path / "config")
     _snakemake(tmp_path, "--cores", "2")
     summary = (tmp_path / "results/summary.csv").read_text()
-    for model in ("urbanmoe_st", "urbanmoe", "ridge", "mean"):
+    for model in ("urbanmoe_st", "urbanmoe", "ridge", "mean", "knn", "pca"):
         for split in ("random", "spatial_block"):
             assert f"DC,{model},{split}" in summary
     for seed, split in ((0, "random"), (1, "spatial_block")):
@@ -42,16 +42,18 @@ def test_tiny_workflow_runs_and_second_call_has_nothing_to_do(tmp_path: Path) ->
     assert (tmp_path / "logs/train/DC/random/urbanmoe/seed0.log").is_file()
     for name in ("table2.csv", "table2.md", "table2.tex", "published_vs_reproduced.md"):
         assert (tmp_path / "paper_figures" / name).is_file(), name
-    assert "UrbanMoE (ST)" in (tmp_path / "paper_figures/table2.md").read_text()
+    table2 = (tmp_path / "paper_figures/table2.md").read_text()
+    assert "UrbanMoE (ST)" in table2 and "PCA" in table2 and "kNN on coordinates" in table2
+    assert (tmp_path / "results/data_report/DC.md").is_file()
     assert (tmp_path / "results/notebooks/table2.ipynb").is_file()  # the executed notebook
     prov = json.loads((tmp_path / "paper_figures/provenance.json").read_text())
     assert "paper_figures/table2.md" in prov["artifacts"] and prov["seeds"] == [0, 1]
-    assert all(r["mlflow_run_id"] for r in prov["runs"]) and len(prov["runs"]) == 16
+    assert all(r["mlflow_run_id"] for r in prov["runs"]) and len(prov["runs"]) == 24
     assert set(prov["data_sha256"]) == {"DC"} and prov["git"]["commit"]
-    _mlflow_children_once(tmp_path / "mlflow.db", 16)
+    _mlflow_children_once(tmp_path / "mlflow.db", 24)
     # a forced rerun logs again without duplicating a run
     _snakemake(tmp_path, "--cores", "2", "--forcerun", "track_table2")
-    _mlflow_children_once(tmp_path / "mlflow.db", 16)
+    _mlflow_children_once(tmp_path / "mlflow.db", 24)
     assert "Nothing to be done" in _snakemake(tmp_path, "--cores", "2", "-n")
 
 

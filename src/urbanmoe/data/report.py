@@ -3,10 +3,10 @@
 Two traits matter most on real cities (docs/urbanclip.md):
 
 * **Fill values**: a round value (a multiple of 1000, or 9999) repeated across a large share of
-  regions is usually a placeholder, not a measurement (the UrbanCLIP toolkit's GDP is exactly 10000.0 for 12-20% of tiles). The
-  report lists each target's most frequent value and flags it when it covers at least
-  ``fill_share`` of the regions; fill values the importer already set to missing are counted
-  from ``dataset.yaml``'s ``source``.
+  regions is usually a placeholder, not a measurement (the UrbanCLIP toolkit's GDP is exactly
+  10000.0 for 12-20% of tiles). The report lists each target's most frequent value and flags
+  it when it covers at least ``fill_share`` of the regions; fill values the importer already
+  set to missing are counted from ``dataset.yaml``'s ``source``.
 * **Labels shared between neighbours**: labels sampled from a coarse raster repeat exactly in
   neighbouring regions, so a random split puts copies of test labels in the training set. The
   report gives, per target, the share of nonzero labels that occur exactly in another region, in

@@ -17,12 +17,21 @@ KEYS = ["dataset", "model", "split"]
 
 
 def collect(roots: Iterable[Path]) -> pd.DataFrame:
-    """One row per run: identity, log-scale metrics (``carbon_r2``...), efficiency."""
-    rows, tasks = [], []
+    """One row per run: identity, log-scale metrics (``carbon_r2``...), efficiency, notes.
+
+    Runs that were skipped (the dataset lacks what the model needs) are not rows; they are
+    listed with their reason in ``attrs["skipped"]``.
+    """
+    rows, tasks, skipped = [], [], []
     for root in roots:
         for path in sorted(Path(root).rglob("metrics.json")):
             m = json.loads(path.read_text())
             tasks += [t for t in m["tasks"] if t not in tasks]
+            if "skipped" in m:
+                skipped.append({"dataset": m["dataset"], "model": m["model"],
+                                "split": m["split"]["kind"], "seed": m["seed"],
+                                "reason": m["skipped"]})
+                continue
             eff = m["efficiency"]
             rows.append({
                 "dataset": m["dataset"], "model": m["model"], "split": m["split"]["kind"],
@@ -31,17 +40,20 @@ def collect(roots: Iterable[Path]) -> pd.DataFrame:
                 "params": eff["params"], "peak_memory_mb": eff["peak_memory_mb"],
                 "train_seconds": eff["train_seconds"],
                 **{f"{t}_ceiling_r2": v for t, v in (m.get("noise_ceiling") or {}).items()},
+                "note": "; ".join(m.get("notes") or []),
             })
     if not rows:
-        raise ValueError(f"no metrics.json under {[str(r) for r in roots]}")
+        what = f" (all {len(skipped)} skipped)" if skipped else ""
+        raise ValueError(f"no metrics.json of a trained run under {[str(r) for r in roots]}{what}")
     runs = pd.DataFrame(rows)
     runs.attrs["tasks"] = tasks  # in the datasets' own task order
+    runs.attrs["skipped"] = skipped
     return runs
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds of every numeric column, per dataset, model and split."""
-    numeric = [c for c in runs.columns if c not in (*KEYS, "seed", "run")]
+    numeric = [c for c in runs.select_dtypes("number").columns if c != "seed"]
     grouped = runs.groupby(KEYS, sort=False)[numeric]
     out = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=0).add_suffix("_std"))
     out.insert(0, "n_seeds", runs.groupby(KEYS, sort=False)["seed"].nunique())

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from urbanmoe.evaluation.aggregate import summarize
+from urbanmoe.evaluation.aggregate import KEYS, summarize
 from urbanmoe.evaluation.metrics import METRICS
 from urbanmoe.io import atomic_path
 
@@ -26,7 +26,10 @@ PAPER_MODELS = ["Autoencoder", "PCA", "ResNet-18", "Tile2Vec", "READ", "PG-SimCL
                 "UrbanCLIP (ST)", "RemoteCLIP (ST)", "UrbanCLIP (MT)", "RemoteCLIP (MT)",
                 "UrbanMoE (ST)", "UrbanMoE"]
 #: Our reference baselines, not in the paper: listed after the paper's rows.
-EXTRA_MODELS = {"ridge": "Ridge", "mean": "Mean predictor"}
+EXTRA_MODELS = {"urbanmoe_dense": "UrbanMoE (eps = 0)", "mmoe": "MMoE", "ple": "PLE/CGC",
+                "mlp_mt": "Shared-bottom MLP (MT)", "mlp_st": "MLP (ST)",
+                "lightgbm": "LightGBM", "knn": "kNN on coordinates", "ridge": "Ridge",
+                "mean": "Mean predictor"}
 MODEL_ORDER = [*PAPER_MODELS, *EXTRA_MODELS.values()]
 DATASET_ORDER = ["SH", "BJ", "DC"]
 METRIC_LABEL = {"r2": "R²", "rmse": "RMSE", "mae": "MAE"}
@@ -114,14 +117,37 @@ def table2(runs: pd.DataFrame, tasks: Sequence[str] | None = None) -> pd.DataFra
     out["Max Mem (MB)"] = [f"{v:.1f}" for v in out["max_mem_mb"]]
     out["Total Time (s)"] = [f"{v:.1f}" for v in out["total_time_s"]]
     out["Seeds"] = out["n_seeds"].astype(str)
+    if "note" in runs.columns:
+        notes = runs.groupby(KEYS, sort=False)["note"].apply(
+            lambda v: "; ".join(sorted({n for n in v if n})))
+        out["Note"] = [notes.get((r.dataset, r.model, r.split), "") for r in out.itertuples()]
     if "run" in runs.columns:
         groups = runs.groupby(["dataset", "model", "split"], sort=False)["run"].apply(list)
         prov = [_provenance(groups.loc[(r.dataset, r.model, r.split)])
                 for r in out.itertuples()]
         for key in ("dataset_dir", "device", "memory_kind"):
             out[key] = [p[key] for p in prov]
+    out = _with_skipped(out, runs.attrs.get("skipped") or [])
     out.attrs["tasks"] = tasks
     return out
+
+
+def _with_skipped(out: pd.DataFrame, skipped: list[dict]) -> pd.DataFrame:
+    """One row per skipped (dataset, model, split), its reason in ``Note``, metrics empty."""
+    if not skipped:
+        return out
+    seen = {(r.dataset, r.model, r.split) for r in out.itertuples()}
+    rows = {}
+    for s in skipped:
+        key = (s["dataset"], s["model"], s["split"])
+        if key not in seen:
+            rows[key] = {"Dataset": key[0], "Model": display_name(key[1]), "dataset": key[0],
+                         "model": key[1], "split": key[2], "n_seeds": 0, "Seeds": "0",
+                         "Note": f"skipped: {s['reason']}"}
+    if "Split" in out.columns:
+        for row in rows.values():
+            row["Split"] = row["split"]
+    return pd.concat([out, pd.DataFrame(list(rows.values()))], ignore_index=True)
 
 
 def _split(df: pd.DataFrame) -> tuple[list[str], list[str]]:

@@ -34,7 +34,7 @@ DEFAULTS: dict[str, Any] = {"arch": "ViT-B-32", "checkpoint": None, "allow_rando
 log = logging.getLogger(__name__)
 # read_tile returns 3-band tiles as B, G, R and 4+-band Sentinel-2 tiles as B02, B03, B04, B08:
 # in both cases R, G, B are bands 2, 1, 0.
-_RGB = [2, 1, 0]
+RGB_BANDS = [2, 1, 0]
 
 
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -68,7 +68,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return _unwrap(obj, path)
 
 
-def _check_keys(sd: Mapping[str, torch.Tensor], model: torch.nn.Module, arch: str,
+def check_state_dict(sd: Mapping[str, torch.Tensor], model: torch.nn.Module, arch: str,
                 path: Path) -> None:
     """Refuse, in one line, a state dict that does not fit ``model`` exactly."""
     own = model.state_dict()
@@ -112,7 +112,7 @@ def load_remoteclip(arch: str, checkpoint: Path | None,
     finally:
         logging.getLogger().removeFilter(quiet)
     if path is not None and sd is not None:
-        _check_keys(sd, model, arch, path)
+        check_state_dict(sd, model, arch, path)
         model.load_state_dict(sd, strict=True)
         log.info("remoteclip: %s weights from %s", arch, path)
     else:
@@ -125,7 +125,7 @@ def to_rgb_image(tile: np.ndarray, source: Path | str = "image tile") -> Image.I
     """uint8 RGB PIL image of a :func:`read_tile` array (reflectance in [0, 1], clipped)."""
     if tile.shape[0] < 3:
         raise DataError(f"{source}: {tile.shape[0]} bands; RemoteCLIP needs R, G, B")
-    rgb = np.clip(tile[_RGB], 0.0, 1.0).transpose(1, 2, 0)
+    rgb = np.clip(tile[RGB_BANDS], 0.0, 1.0).transpose(1, 2, 0)
     return Image.fromarray(np.round(rgb * 255.0).astype(np.uint8))
 
 

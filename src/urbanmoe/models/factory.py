@@ -57,3 +57,17 @@ def build_urbanmoe_st(m: dict[str, Any], branch_dims: dict[str, int], n_poi: int
     """One UrbanMoE (ST) model: a single task with ``st_experts`` experts and its own head."""
     return build_single_task(branch_dims, n_poi, task, n_experts=m["st_experts"],
                              **_common(m, n_poi, n_regions, coords, seed))
+
+
+def build_model(m: dict[str, Any], b: dict[str, Any], prep: Any, tasks: list[str],
+                seed: int) -> UrbanMoE:
+    """The registry's builder of ``urbanmoe``, ``urbanmoe_st`` (one task) and ``urbanmoe_dense``
+    (eps = 0: every eligible expert stays active, the dense ablation of Eq. 5)."""
+    common = (prep.branch_dims, prep.n_poi)
+    place = (len(prep.ds), prep.ds.coords, seed)
+    if m["name"] == "urbanmoe_st":
+        (task,) = tasks
+        return build_urbanmoe_st(m, *common, task, *place)
+    if m["name"] == "urbanmoe_dense":
+        m = {**m, "eps": 0.0}
+    return build_urbanmoe(m, *common, tasks, *place)

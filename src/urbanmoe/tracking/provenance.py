@@ -42,11 +42,12 @@ def provenance(artifacts: Iterable[Path], runs: Iterable[Path], records: Iterabl
         m = json.loads((Path(run) / "metrics.json").read_text())
         run_rows.append({
             "run_dir": str(run), "dataset": m["dataset"], "model": m["model"], "seed": m["seed"],
-            "config_hash": m["provenance"]["config_hash"],
-            "table_sha256": m["provenance"]["table_sha256"],
+            "config_hash": (m.get("provenance") or {}).get("config_hash"),
+            "table_sha256": (m.get("provenance") or {}).get("table_sha256"),
+            **({"skipped": m["skipped"]} if "skipped" in m else {}),
             "mlflow_run_id": run_ids.get(str(Path(run))),
         })
-    datasets = {r["dataset"]: r["table_sha256"] for r in run_rows}
+    datasets = {r["dataset"]: r["table_sha256"] for r in run_rows if r["table_sha256"]}
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "git": git_state(),

@@ -20,12 +20,11 @@ import torch
 
 from urbanmoe.config import config_hash
 from urbanmoe.data.table import load_dataset
-from urbanmoe.evaluation.efficiency import count_parameters, measure
+from urbanmoe.evaluation.efficiency import measure
 from urbanmoe.evaluation.metrics import multitask_metrics
 from urbanmoe.io import atomic_path, sha256_file, write_json, write_yaml
-from urbanmoe.models.baselines.linear import CLOSED_FORM, fit_predict
-from urbanmoe.models.factory import build_urbanmoe, build_urbanmoe_st
-from urbanmoe.training.loop import FitResult, TrainData, fit, predict
+from urbanmoe.models import registry
+from urbanmoe.training.fitting import Fitted, fit_model
 from urbanmoe.training.prepare import Prepared, prepare
 from urbanmoe.training.seeding import resolve_device, seed_everything
 from urbanmoe.training.targets import inverse_transform
@@ -33,72 +32,25 @@ from urbanmoe.training.targets import inverse_transform
 log = logging.getLogger(__name__)
 
 
-def _fit_kwargs(cfg: dict[str, Any], tasks: list[str], gen: torch.Generator,
-                progress: bool) -> dict[str, Any]:
-    t = cfg["train"]
-    unknown = sorted(set(t["loss_weights"]) - set(tasks))
-    if unknown:
-        raise ValueError(f"train.loss_weights: {unknown[0]!r} is not a task of this dataset "
-                         f"({tasks})")
-    weights = torch.tensor([float(t["loss_weights"].get(k, 1.0)) for k in tasks])
-    return dict(lr=t["lr"], region_lr=t["region_lr"], weight_decay=t["weight_decay"],
-                batch_size=t["batch_size"],
-                max_epochs=t["max_epochs"], patience=t["patience"], loss_weights=weights,
-                generator=gen, progress=progress)
-
-
-def _column(data: TrainData, j: int) -> TrainData:
-    return TrainData(data.inputs, data.y[:, j:j + 1], data.observed[:, j:j + 1])
-
-
-def train_models(prep: Prepared, cfg: dict[str, Any], seed: int, device: torch.device,
-                 progress: bool) -> tuple[dict[str, torch.nn.Module], dict[str, FitResult]]:
-    """Build and fit the configured model; UrbanMoE (ST) fits one model per task.
-
-    Returns models and fit results keyed by ``all`` (multi-task) or by task name (ST).
-    """
-    m, ds = cfg["model"], prep.ds
-    gen = torch.Generator().manual_seed(seed)
-    data = prep.data.to(device)
-    train_idx, val_idx = prep.index("train"), prep.index("val")
-    common = (prep.branch_dims, prep.n_poi)
-    if m["name"] == "urbanmoe":
-        jobs = {"all": (build_urbanmoe(m, *common, prep.tasks, len(ds), ds.coords, seed), data)}
-    else:
-        jobs = {task: (build_urbanmoe_st(m, *common, task, len(ds), ds.coords, seed),
-                       _column(data, j)) for j, task in enumerate(prep.tasks)}
-    models, fits = {}, {}
-    for key, (model, task_data) in jobs.items():
-        model.to(device)
-        tasks = prep.tasks if key == "all" else [key]
-        kwargs = _fit_kwargs(cfg, tasks, gen, progress)
-        fits[key] = fit(model, task_data, train_idx, val_idx,
-                        desc=f"{ds.name} {m['name']} {key} seed {seed}", **kwargs)
-        models[key] = model
-    return models, fits
-
-
-def _test_outputs(prep: Prepared, models: dict[str, torch.nn.Module],
-                  device: torch.device) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Standardised test predictions (n_test, T) and routing arrays of every model."""
-    data, test = prep.data.to(device), prep.index("test").to(device)
-    if "all" in models:
-        pred = predict(models["all"], data, test).cpu().numpy()
-    else:
-        pred = np.concatenate([predict(models[t], _column(data, j), test).cpu().numpy()
-                               for j, t in enumerate(prep.tasks)], axis=1)
+def _routing(prep: Prepared, fitted: Fitted) -> dict[str, np.ndarray]:
+    """Router weights, expert and fused outputs on the test split (models with routers)."""
     routing: dict[str, np.ndarray] = {}
+    if fitted.data is None:
+        return routing
+    test = prep.index("test").to(fitted.data.y.device)
     with torch.no_grad():
-        for key, model in models.items():
+        for key, model in fitted.models.items():
             model.eval()
-            out = model(data.batch(test))
+            out = model(fitted.data.batch(test))
+            if not hasattr(out, "gates"):
+                continue
             for branch in out.gates:
                 routing[f"{key}/{branch}/gates"] = out.gates[branch].cpu().numpy()
                 routing[f"{key}/{branch}/experts"] = out.expert_outputs[branch].cpu().numpy()
                 routing[f"{key}/{branch}/fused"] = out.fused[branch].cpu().numpy()
             routing[f"{key}/expert_labels"] = np.array(
                 model.layout.expert_labels(model.task_names))
-    return pred, routing
+    return routing
 
 
 def _predictions_table(prep: Prepared, pred_log: np.ndarray, pred_raw: np.ndarray) -> pd.DataFrame:
@@ -113,25 +65,41 @@ def _predictions_table(prep: Prepared, pred_log: np.ndarray, pred_raw: np.ndarra
     return pd.DataFrame(cols)
 
 
+def _write_skipped(out_dir: Path, ds_name: str, cfg: dict[str, Any], seed: int,
+                   tasks: list[str], reason: str) -> dict[str, Any]:
+    """A run folder that says why this model cannot run on this dataset (not a crash)."""
+    metrics = {"dataset": ds_name, "model": cfg["model"]["name"], "seed": seed, "tasks": tasks,
+               "split": {"kind": cfg["split"]["kind"]}, "skipped": reason}
+    with atomic_path(Path(out_dir)) as tmp:
+        tmp.mkdir(parents=True)
+        write_json(tmp / "metrics.json", metrics)
+    log.warning("%s %s seed %d skipped: %s", ds_name, cfg["model"]["name"], seed, reason)
+    return metrics
+
+
 def train_run(dataset_dir: Path, seed: int, out_dir: Path, cfg: dict[str, Any],
               progress: bool = True) -> dict[str, Any]:
-    """Train and evaluate the configured model on one dataset and seed; write the run folder."""
+    """Train and evaluate the configured model on one dataset and seed; write the run folder.
+
+    A model the dataset cannot serve (e.g. an image baseline on a text-only city) writes a run
+    folder whose ``metrics.json`` says ``skipped`` and why.
+    """
     t = cfg["train"]
+    spec = registry.get(cfg["model"]["name"])
     seed_everything(seed, t["threads"])
     device = resolve_device(t["device"])
     ds = load_dataset(Path(dataset_dir))
+    reason = registry.skip_reason(spec, ds, cfg["model"]["branches"])
+    if reason is not None:
+        return _write_skipped(out_dir, ds.name, cfg, seed, ds.tasks, reason)
     with measure(device) as total:
         cache = Path(cfg["features"]["cache_dir"])
         prep = prepare(ds, cfg, seed, cache, progress)
         with measure(device) as train:
-            if cfg["model"]["name"] in CLOSED_FORM:
-                pred_std, n_params, chosen = fit_predict(prep, cfg["model"]["name"])
-                models, fits, routing = {}, {}, {}
-            else:
-                models, fits = train_models(prep, cfg, seed, device, progress)
-                pred_std, routing = _test_outputs(prep, models, device)
-                n_params = sum(count_parameters(mod) for mod in models.values())
-                chosen = {}
+            fitted: Fitted = fit_model(spec, prep, cfg, seed, device, progress)
+        routing = _routing(prep, fitted)
+    pred_std, n_params, chosen = fitted.pred_std, fitted.n_params, fitted.chosen
+    models, fits = fitted.models, fitted.fits
     test = prep.split.test
     transforms = [ds.transforms[k] for k in ds.tasks]
     pred_log = prep.to_log_scale(pred_std)
@@ -155,6 +123,8 @@ def train_run(dataset_dir: Path, seed: int, out_dir: Path, cfg: dict[str, Any],
             "best_epoch": {k: f.best_epoch for k, f in fits.items()},
         },
         "chosen_on_validation": chosen,
+        "notes": fitted.notes,
+        "representation_objective": fitted.objective,
         "noise_ceiling": ds.meta.get("noise_ceiling"),
         "provenance": {
             "config_hash": config_hash(cfg),

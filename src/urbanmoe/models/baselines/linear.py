@@ -1,10 +1,15 @@
-"""Closed-form baselines on exactly UrbanMoE's inputs: the mean predictor and ridge regression.
+"""Closed-form baselines of Table 2 / Appendix A on UrbanMoE's inputs: mean predictor and ridge.
 
 Both see the same standardised features as UrbanMoE (every branch's e and the POI vector p) and
 the same standardised log1p targets; ridge picks its alpha per task on the validation split.
+``design_matrix`` and ``task_rows`` are shared with the other closed-form baselines
+(``spatial.py``, ``boosting.py``). Every ``fit_predict_*`` follows the registry's closed-form
+contract: ``(prep, b, seed) -> (pred_std (n_test, T), n_params, chosen)``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from sklearn.linear_model import Ridge
@@ -12,7 +17,6 @@ from sklearn.linear_model import Ridge
 from urbanmoe.training.prepare import Prepared
 
 RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
-CLOSED_FORM = ("mean", "ridge")
 
 
 def design_matrix(prep: Prepared) -> np.ndarray:
@@ -21,29 +25,50 @@ def design_matrix(prep: Prepared) -> np.ndarray:
     return np.concatenate([prep.data.inputs[k].numpy() for k in keys], axis=1)
 
 
-def fit_predict(prep: Prepared, name: str) -> tuple[np.ndarray, int, dict[str, float]]:
-    """Standardised test predictions (n_test, T), parameter count, and chosen alphas."""
+def task_rows(prep: Prepared, j: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation rows (table indices) whose label of task ``j`` is observed."""
+    observed = prep.data.observed[:, j].numpy()
+    tr, va = prep.split.train, prep.split.val
+    rows_tr = tr[observed[tr]]
+    if len(rows_tr) == 0:
+        raise ValueError(f"{prep.ds.name}: task {prep.tasks[j]!r} has no observed training label")
+    return rows_tr, va[observed[va]]
+
+
+def fit_predict_mean(prep: Prepared, b: dict[str, Any], seed: int
+                     ) -> tuple[np.ndarray, int, dict[str, Any]]:
+    """Each task's training mean for every test row (0 on the standardised scale); T parameters.
+
+    ``b`` and ``seed`` are unused (the registry's common signature).
+    """
     y = prep.data.y.numpy()
-    observed = prep.data.observed.numpy()
-    tr, va, te = prep.split.train, prep.split.val, prep.split.test
-    n_test, n_tasks = len(te), y.shape[1]
-    if name == "mean":  # standardised on the training rows: the training mean is 0
-        means = np.array([y[tr][observed[tr, j], j].mean() for j in range(n_tasks)])
-        return np.broadcast_to(means, (n_test, n_tasks)).copy(), n_tasks, {}
-    if name != "ridge":
-        raise ValueError(f"model.name: unknown closed-form baseline {name!r}")
+    means = np.array([y[task_rows(prep, j)[0], j].mean() for j in range(len(prep.tasks))])
+    return np.broadcast_to(means, (len(prep.split.test), len(means))).copy(), len(means), {}
+
+
+def fit_predict_ridge(prep: Prepared, b: dict[str, Any], seed: int
+                      ) -> tuple[np.ndarray, int, dict[str, Any]]:
+    """Ridge per task on ``design_matrix``; alpha from ``RIDGE_ALPHAS`` by validation MSE.
+
+    ``chosen`` maps each task to its alpha; ``n_params`` counts weights and bias of every task.
+    Ridge is exact, so ``b`` and ``seed`` are unused. A task without observed validation rows
+    keeps the first alpha that ties (the smallest).
+    """
     x = design_matrix(prep)
-    pred = np.empty((n_test, n_tasks))
-    alphas: dict[str, float] = {}
+    y = prep.data.y.numpy()
+    te = prep.split.test
+    pred = np.empty((len(te), len(prep.tasks)))
+    alphas: dict[str, Any] = {}
     for j, task in enumerate(prep.tasks):
-        rows_tr, rows_va = tr[observed[tr, j]], va[observed[va, j]]
+        rows_tr, rows_va = task_rows(prep, j)
         best: tuple[float, float, Ridge] | None = None
         for alpha in RIDGE_ALPHAS:
             model = Ridge(alpha=alpha).fit(x[rows_tr], y[rows_tr, j])
-            mse = float(np.mean((model.predict(x[rows_va]) - y[rows_va, j]) ** 2))
+            resid = model.predict(x[rows_va]) - y[rows_va, j]
+            mse = float(np.mean(resid**2)) if len(rows_va) else 0.0
             if best is None or mse < best[0]:
                 best = (mse, alpha, model)
         assert best is not None
         alphas[task] = best[1]
         pred[:, j] = best[2].predict(x[te])
-    return pred, n_tasks * (x.shape[1] + 1), alphas
+    return pred, len(prep.tasks) * (x.shape[1] + 1), alphas

@@ -1,0 +1,129 @@
+"""Every model that ``model.name`` selects, what family it belongs to and what data it needs.
+
+Three families share one run folder format (``training/run.py``):
+
+* ``neural``: a torch module trained by the loop of ``training/loop.py`` on UrbanMoE's inputs;
+  built by ``build(m, b, prep, tasks, seed)`` (``m`` = ``model.*``, ``b`` = ``baselines.*``);
+  single-task models get one module per task.
+* ``closed_form``: fitted in one call, ``fit_predict(prep, b, seed) -> (test predictions, n_params,
+  choices made on validation)``.
+* ``representation``: learns (or reads) a representation of every region,
+  ``learn(prep, b, seed, device, progress) -> Representation``; the shared MLP head
+  (``baselines/heads.py``) is then trained on it like a neural model (Appendix A: "the same
+  regression head").
+
+``needs`` names what the dataset must have; a dataset without it is skipped with that reason
+(``skip_reason``) instead of failing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from urbanmoe.data.table import RegionDataset
+from urbanmoe.features.base import has_modality
+
+Family = Literal["neural", "closed_form", "representation"]
+
+
+@dataclass
+class Representation:
+    """What a representation baseline learned: features of all regions and how it got them."""
+
+    features: np.ndarray  # (N, d) float32 in table order
+    n_params: int  # trainable parameters of the encoder (0 for PCA's closed form counts too)
+    loss_history: list[float] = field(default_factory=list)  # its objective, per epoch
+    note: str = ""  # said in the tables, e.g. "trained from scratch (no ImageNet weights)"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One ``model.name``."""
+
+    name: str
+    family: Family
+    target: str  # "module:function" under urbanmoe.models
+    single_task: bool = False
+    needs: tuple[str, ...] = ()  # "image", "text", "coords", "poi", "branch" (any configured)
+    label: str = ""  # row label in Table 2
+
+    def function(self) -> Callable[..., Any]:
+        module, func = self.target.split(":")
+        return getattr(importlib.import_module(f"urbanmoe.models.{module}"), func)
+
+
+def _spec(name: str, family: Family, target: str, label: str, *, st: bool = False,
+          needs: tuple[str, ...] = ()) -> ModelSpec:
+    return ModelSpec(name, family, target, st, needs, label)
+
+
+_NEURAL = "baselines.neural"
+_IMAGE = "baselines.imagessl"
+MODELS: dict[str, ModelSpec] = {s.name: s for s in [
+    _spec("urbanmoe", "neural", "factory:build_model", "UrbanMoE", needs=("branch",)),
+    _spec("urbanmoe_st", "neural", "factory:build_model", "UrbanMoE (ST)", st=True,
+          needs=("branch",)),
+    _spec("urbanmoe_dense", "neural", "factory:build_model", "UrbanMoE (eps = 0)",
+          needs=("branch",)),
+    _spec("mean", "closed_form", "baselines.linear:fit_predict_mean", "Mean predictor"),
+    _spec("ridge", "closed_form", "baselines.linear:fit_predict_ridge", "Ridge",
+          needs=("branch",)),
+    _spec("knn", "closed_form", "baselines.spatial:fit_predict_knn", "kNN on coordinates",
+          needs=("coords",)),
+    _spec("lightgbm", "closed_form", "baselines.boosting:fit_predict_lightgbm", "LightGBM",
+          needs=("branch",)),
+    _spec("mlp_st", "neural", f"{_NEURAL}:build_mlp_st", "MLP (ST)", st=True, needs=("branch",)),
+    _spec("mlp_mt", "neural", f"{_NEURAL}:build_shared_bottom", "Shared-bottom MLP (MT)",
+          needs=("branch",)),
+    _spec("mmoe", "neural", f"{_NEURAL}:build_mmoe", "MMoE", needs=("branch",)),
+    _spec("ple", "neural", f"{_NEURAL}:build_ple", "PLE/CGC", needs=("branch",)),
+    _spec("remoteclip_st", "neural", f"{_NEURAL}:build_frozen_head", "RemoteCLIP (ST)", st=True,
+          needs=("branch",)),
+    _spec("remoteclip_mt", "neural", f"{_NEURAL}:build_frozen_head", "RemoteCLIP (MT)",
+          needs=("branch",)),
+    _spec("autoencoder", "representation", f"{_IMAGE}.autoencoder:learn", "Autoencoder", st=True,
+          needs=("image",)),
+    _spec("pca", "representation", f"{_IMAGE}.pca:learn", "PCA", st=True, needs=("image",)),
+    _spec("resnet18", "representation", f"{_IMAGE}.resnet:learn", "ResNet-18", st=True,
+          needs=("image",)),
+    _spec("tile2vec", "representation", f"{_IMAGE}.tile2vec:learn", "Tile2Vec", st=True,
+          needs=("image", "coords")),
+    _spec("read", "representation", f"{_IMAGE}.read:learn", "READ", st=True, needs=("image",)),
+    _spec("pg_simclr", "representation", f"{_IMAGE}.pg_simclr:learn", "PG-SimCLR", st=True,
+          needs=("image", "coords")),
+    _spec("urbanclip_st", "representation", "baselines.urbanclip:learn", "UrbanCLIP (ST)",
+          st=True, needs=("image", "text")),
+    _spec("urbanclip_mt", "representation", "baselines.urbanclip:learn", "UrbanCLIP (MT)",
+          needs=("image", "text")),
+]}
+
+
+def get(name: str) -> ModelSpec:
+    """The spec of ``model.name``; a one-line error naming the known ones otherwise."""
+    if name not in MODELS:
+        raise ValueError(f"model.name: unknown {name!r} (known: {sorted(MODELS)})")
+    return MODELS[name]
+
+
+def skip_reason(spec: ModelSpec, ds: RegionDataset, branches: list[str]) -> str | None:
+    """Why this dataset cannot serve this model (None when it can)."""
+    for need in spec.needs:
+        if need == "branch":
+            if not any(has_modality(ds, b) for b in branches):
+                return (f"{spec.label} needs one of the branches {branches}; "
+                        f"{ds.name} has none of them")
+        elif need == "coords":
+            if ds.coords is None:
+                return f"{spec.label} needs lat/lon; {ds.name} has none"
+        elif need == "poi":
+            if not ds.poi_columns:
+                return f"{spec.label} needs POI counts; {ds.name} has none"
+        elif {"image": ds.image_paths, "text": ds.texts}[need] is None:
+            column = {"image": "image_path", "text": "text"}[need]
+            return f"{spec.label} needs raw {need} data (column {column}); {ds.name} has none"
+    return None

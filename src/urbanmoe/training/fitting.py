@@ -1,0 +1,128 @@
+"""Fit any registered model (``models/registry.py``) on a prepared dataset.
+
+One entry point, :func:`fit_model`, for the three families: ``neural`` modules go through the
+training loop (one module per task for single-task models), ``closed_form`` models fit in one
+call, and ``representation`` models learn features that the shared MLP head
+(``baselines/heads.py``, Appendix A's "same regression head") is then trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from urbanmoe.evaluation.efficiency import count_parameters
+from urbanmoe.models.baselines.heads import FeatureHead
+from urbanmoe.models.registry import ModelSpec, Representation
+from urbanmoe.training.loop import FitResult, TrainData, fit, predict
+from urbanmoe.training.prepare import FEATURE_CLIP, Prepared
+from urbanmoe.training.targets import Standardizer
+
+
+@dataclass
+class Fitted:
+    """A fitted model's test predictions (standardised scale) and what it took."""
+
+    pred_std: np.ndarray  # (n_test, T)
+    n_params: int
+    models: dict[str, torch.nn.Module] = field(default_factory=dict)  # "all" or task name
+    fits: dict[str, FitResult] = field(default_factory=dict)
+    chosen: dict[str, Any] = field(default_factory=dict)  # choices made on validation
+    notes: list[str] = field(default_factory=list)  # said in the tables
+    objective: list[float] = field(default_factory=list)  # representation objective per epoch
+    data: TrainData | None = None  # the inputs the torch models saw
+
+
+def fit_kwargs(cfg: dict[str, Any], tasks: list[str], gen: torch.Generator,
+               progress: bool) -> dict[str, Any]:
+    """Keyword arguments of :func:`fit` from ``train.*``, with Eq. 8's lambda per task."""
+    t = cfg["train"]
+    unknown = sorted(set(t["loss_weights"]) - set(tasks))
+    if unknown:
+        raise ValueError(f"train.loss_weights: {unknown[0]!r} is not a task of this dataset "
+                         f"({tasks})")
+    weights = torch.tensor([float(t["loss_weights"].get(k, 1.0)) for k in tasks])
+    return dict(lr=t["lr"], region_lr=t["region_lr"], weight_decay=t["weight_decay"],
+                batch_size=t["batch_size"], max_epochs=t["max_epochs"], patience=t["patience"],
+                loss_weights=weights, generator=gen, progress=progress)
+
+
+def column(data: TrainData, j: int) -> TrainData:
+    """The inputs with task ``j``'s targets only (for a single-task model)."""
+    return TrainData(data.inputs, data.y[:, j:j + 1], data.observed[:, j:j + 1])
+
+
+def _train_torch(spec: ModelSpec, build: Any, prep: Prepared, data: TrainData,
+                 cfg: dict[str, Any], seed: int, device: torch.device,
+                 progress: bool) -> Fitted:
+    """Train ``build(tasks)`` modules (one for all tasks, or one per task) with the loop."""
+    gen = torch.Generator().manual_seed(seed)
+    data = data.to(device)
+    train_idx, val_idx = prep.index("train"), prep.index("val")
+    test = prep.index("test").to(device)
+    keys = list(prep.tasks) if spec.single_task else ["all"]
+    models, fits, preds = {}, {}, []
+    for key in keys:
+        tasks = prep.tasks if key == "all" else [key]
+        task_data = data if key == "all" else column(data, prep.tasks.index(key))
+        model = build(tasks).to(device)
+        fits[key] = fit(model, task_data, train_idx, val_idx,
+                        desc=f"{prep.ds.name} {spec.name} {key} seed {seed}",
+                        **fit_kwargs(cfg, tasks, gen, progress))
+        models[key] = model
+        preds.append(predict(model, task_data, test).cpu().numpy())
+    n_params = sum(count_parameters(mod) for mod in models.values())
+    return Fitted(np.concatenate(preds, axis=1), n_params, models, fits, data=data)
+
+
+def representation_inputs(prep: Prepared, rep: Representation) -> TrainData:
+    """The learned features, standardised on the training rows, as the head's only input."""
+    feats = Standardizer.fit(rep.features[prep.split.train], clip=FEATURE_CLIP)
+    x = torch.from_numpy(feats.transform(rep.features).astype(np.float32))
+    return TrainData({"repr": x}, prep.data.y, prep.data.observed)
+
+
+def frozen_features_note(features: dict[str, Any], branches: list[str]) -> str:
+    """What the "RemoteCLIP" rows' frozen features really are (the table says which)."""
+    parts = []
+    for branch in branches:
+        enc = features[branch]["encoder"]
+        if enc == "remoteclip":
+            rc = features["remoteclip"]
+            src = rc["checkpoint"] or "random init (smoke run)"
+            parts.append(f"{branch}: RemoteCLIP {rc['arch']} ({src})")
+        else:
+            parts.append(f"{branch}: offline {enc} encoder (no RemoteCLIP checkpoint configured)")
+    return "frozen features, " + "; ".join(parts)
+
+
+def fit_model(spec: ModelSpec, prep: Prepared, cfg: dict[str, Any], seed: int,
+              device: torch.device, progress: bool = True) -> Fitted:
+    """Fit ``spec`` on ``prep`` and predict the test split."""
+    m, b = cfg["model"], cfg["baselines"]
+    func = spec.function()
+    if spec.family == "closed_form":
+        pred, n_params, chosen = func(prep, b, seed)
+        return Fitted(np.asarray(pred, dtype=np.float64), int(n_params), chosen=chosen)
+    if spec.family == "neural":
+        out = _train_torch(spec, lambda tasks: func({**m, "name": spec.name}, b, prep, tasks,
+                                                    seed),
+                           prep, prep.data, cfg, seed, device, progress)
+        if spec.name.startswith("remoteclip"):
+            out.notes = [frozen_features_note(cfg["features"], list(prep.branch_dims))]
+        return out
+    rep: Representation = func(prep, b, seed, device, progress)
+    data = representation_inputs(prep, rep)
+
+    def head(tasks: list[str]) -> torch.nn.Module:
+        torch.manual_seed(seed)
+        return FeatureHead({"repr": rep.features.shape[1]}, b["head_hidden"], len(tasks))
+
+    out = _train_torch(spec, head, prep, data, cfg, seed, device, progress)
+    out.n_params += rep.n_params
+    out.notes = [rep.note] if rep.note else []
+    out.objective = list(rep.loss_history)
+    return out
