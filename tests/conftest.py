@@ -85,3 +85,31 @@ def one_thread_cached_tiles(module: ModuleType) -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(threads)
+
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def skip_without_kernel() -> None:
+    """Skip (saying why) when papermill has no python3 Jupyter kernel to run notebooks."""
+    import importlib.util
+
+    if importlib.util.find_spec("ipykernel") is None:
+        pytest.skip("ipykernel is not installed, so papermill has no Jupyter kernel to run")
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if "python3" not in KernelSpecManager().find_kernel_specs():
+        pytest.skip("no 'python3' Jupyter kernel spec found")
+
+
+def notebook_parameters(name: str) -> dict:
+    """The literals of a notebook's ``parameters`` cell (the first code cell, tagged so)."""
+    import json
+
+    nb = json.loads((NOTEBOOKS / name).read_text())
+    assert nb["nbformat"] == 4 and nb["metadata"]["kernelspec"]["name"] == "python3"
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert "parameters" in code[0]["metadata"].get("tags", [])
+    params: dict = {}
+    exec("".join(code[0]["source"]), params)  # our own notebook's literals
+    return params

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import notebook_parameters, skip_without_kernel
 
 from urbanmoe.evaluation import tables
 from urbanmoe.evaluation.aggregate import collect
@@ -131,21 +131,9 @@ def test_published_vs_reproduced(runs_dir: Path, published: pd.DataFrame,
     assert r"\toprule" in tex and "Reproduced on:" in tex and "not run" in tex
 
 
-def _kernel_available() -> str | None:
-    """None if a python3 Jupyter kernel can run, else why not."""
-    if importlib.util.find_spec("ipykernel") is None:
-        return "ipykernel is not installed, so papermill has no Jupyter kernel to run"
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    if "python3" not in KernelSpecManager().find_kernel_specs():
-        return "no 'python3' Jupyter kernel spec found"
-    return None
-
 
 def test_notebook_end_to_end(runs_dir: Path, tmp_path: Path) -> None:
-    reason = _kernel_available()
-    if reason:
-        pytest.skip(reason)
+    skip_without_kernel()
     import papermill
 
     out = tmp_path / "paper_figures"
@@ -175,12 +163,7 @@ def test_published_tables_match_shared_copy(n: int) -> None:
 
 
 def test_notebook_parameters_cell() -> None:
-    nb = json.loads((REPO / "notebooks/table2.ipynb").read_text())
-    assert nb["nbformat"] == 4 and nb["metadata"]["kernelspec"]["name"] == "python3"
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert "parameters" in code[0]["metadata"].get("tags", [])
-    params: dict = {}
-    exec("".join(code[0]["source"]), params)  # our own notebook's literals
+    params = notebook_parameters("table2.ipynb")
     assert params["runs_dir"] == "results/runs" and params["out_dir"] == "paper_figures"
     assert params["published"] == "paper/published_table2.csv"
     assert params["datasets"] == ["SH", "BJ", "DC"]

@@ -23,10 +23,11 @@ def _snakemake(work: Path, *args: str) -> str:
 
 
 def _mlflow_children_once(db: Path, expected: int) -> None:
+    """Each run is mirrored once per experiment that uses it (a run may serve several)."""
     with sqlite3.connect(db) as con:
-        keys = [k for (k,) in con.execute(
-            "SELECT t.value FROM tags t JOIN runs r ON r.run_uuid = t.run_uuid "
-            "WHERE t.key = 'urbanmoe.run_key' AND r.lifecycle_stage = 'active'")]
+        keys = list(con.execute(
+            "SELECT r.experiment_id, t.value FROM tags t JOIN runs r ON r.run_uuid = t.run_uuid "
+            "WHERE t.key = 'urbanmoe.run_key' AND r.lifecycle_stage = 'active'"))
     assert len(keys) == expected and len(set(keys)) == expected, keys
 
 
@@ -39,7 +40,13 @@ def test_tiny_workflow_runs_and_second_call_has_nothing_to_do(tmp_path: Path) ->
             assert f"DC,{model},{split}" in summary
     for seed, split in ((0, "random"), (1, "spatial_block")):
         assert (tmp_path / f"results/runs/DC/{split}/urbanmoe/seed{seed}/metrics.json").is_file()
-    assert (tmp_path / "logs/train/DC/random/urbanmoe/seed0.log").is_file()
+    assert (tmp_path / "logs/train/runs/DC/random/urbanmoe.log").is_file()
+    variant = "urbanmoe@model.use_poi=false"
+    ablation = tmp_path / f"results/ablations/DC/random/{variant}/seed1/metrics.json"
+    assert json.loads(ablation.read_text())["variant"] == variant
+    for name in ("table1.md", "table3.md", "table4.md", "table5.md", "figure3.png",
+                 "figure4.png", "figure5.pdf", "figure6.png", "sparsity.md", "claims.md"):
+        assert (tmp_path / "paper_figures" / name).is_file(), name
     for name in ("table2.csv", "table2.md", "table2.tex", "published_vs_reproduced.md"):
         assert (tmp_path / "paper_figures" / name).is_file(), name
     table2 = (tmp_path / "paper_figures/table2.md").read_text()
@@ -48,12 +55,12 @@ def test_tiny_workflow_runs_and_second_call_has_nothing_to_do(tmp_path: Path) ->
     assert (tmp_path / "results/notebooks/table2.ipynb").is_file()  # the executed notebook
     prov = json.loads((tmp_path / "paper_figures/provenance.json").read_text())
     assert "paper_figures/table2.md" in prov["artifacts"] and prov["seeds"] == [0, 1]
-    assert all(r["mlflow_run_id"] for r in prov["runs"]) and len(prov["runs"]) == 24
+    assert all(r["mlflow_run_id"] for r in prov["runs"]) and len(prov["runs"]) == 48
     assert set(prov["data_sha256"]) == {"DC"} and prov["git"]["commit"]
-    _mlflow_children_once(tmp_path / "mlflow.db", 24)
+    _mlflow_children_once(tmp_path / "mlflow.db", 24 + 14 + 8 + 6 + 1)
     # a forced rerun logs again without duplicating a run
-    _snakemake(tmp_path, "--cores", "2", "--forcerun", "track_table2")
-    _mlflow_children_once(tmp_path / "mlflow.db", 24)
+    _snakemake(tmp_path, "--cores", "2", "--forcerun", "track")
+    _mlflow_children_once(tmp_path / "mlflow.db", 24 + 14 + 8 + 6 + 1)
     assert "Nothing to be done" in _snakemake(tmp_path, "--cores", "2", "-n")
 
 

@@ -64,6 +64,15 @@ def _cmd_import_urbanclip(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     return 0
 
 
+def _cmd_claims(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from urbanmoe.evaluation.claims import write_claims
+
+    verdicts = write_claims(args.figures, args.out)
+    held = sum(v.held is True for v in verdicts)
+    print(f"{held} of {len(verdicts)} checks held -> {args.out}")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from urbanmoe.data.report import report_markdown, write_report
     from urbanmoe.data.table import load_dataset
@@ -111,16 +120,31 @@ def _cmd_describe(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
 
 def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from urbanmoe.evaluation.experiments import parse_variant
     from urbanmoe.training.run import train_run
 
-    metrics = train_run(args.dataset, args.seed, args.out, cfg, progress=not args.quiet)
+    if args.variant:
+        model, items = parse_variant(args.variant)
+        cfg = load_config(args.config, [*args.overrides, f"model.name={model}", *items])
+    out = str(args.out)
+    if len(args.seed) > 1 and "{seed}" not in out:
+        raise ValueError(f"--out {out}: with several seeds it must contain {{seed}}")
+    for seed in args.seed:
+        run_dir = Path(out.replace("{seed}", str(seed)))
+        metrics = train_run(args.dataset, seed, run_dir, cfg, progress=not args.quiet,
+                            variant=args.variant)
+        _print_run(metrics, run_dir)
+    return 0
+
+
+def _print_run(metrics: dict[str, Any], run_dir: Path) -> None:
+    head = f"{metrics['dataset']} {metrics['model']} seed {metrics['seed']}"
     if "skipped" in metrics:
-        print(f"{metrics['dataset']} {metrics['model']} seed {metrics['seed']} skipped: "
-              f"{metrics['skipped']} (recorded in {args.out})")
-        return 0
+        print(f"{head} skipped: {metrics['skipped']} (recorded in {run_dir})")
+        return
     log_scale = metrics["log_scale"]
     ceiling = metrics.get("noise_ceiling") or {}
-    print(f"{metrics['dataset']} {metrics['model']} seed {metrics['seed']} -> {args.out}")
+    print(f"{head} -> {run_dir}")
     for task in [*metrics["tasks"], "avg"]:
         m = log_scale[task]
         extra = f"  (noise ceiling R2 {ceiling[task]:.4f})" if task in ceiling else ""
@@ -128,7 +152,6 @@ def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     eff = metrics["efficiency"]
     print(f"  params {eff['params']:,}  peak memory {eff['peak_memory_mb']:.0f} MB  "
           f"train {eff['train_seconds']:.1f} s")
-    return 0
 
 
 def _cmd_aggregate(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
@@ -206,6 +229,17 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=_cmd_import_urbanclip)
 
+    p = verbs.add_parser("claims", help="check the paper's claims against the drawn tables",
+                         description="Read table2.csv, ablations_summary.csv, "
+                                     "figure5_weights.csv and sparsity.csv in a figures folder "
+                                     "and write claims.md: each claim of Sections 3.4-3.6 and "
+                                     "Appendices C-D, held or not held, with its numbers.")
+    p.add_argument("--figures", type=Path, default=Path("paper_figures"),
+                   help="folder with the generated tables")
+    p.add_argument("--out", type=Path, required=True, help="Markdown file to write")
+    _common(p)
+    p.set_defaults(func=_cmd_claims)
+
     p = verbs.add_parser("report", help="a data report of one dataset (fill values, labels "
                                         "shared between neighbours)",
                          description="Report each target's missing values, zeros, most "
@@ -257,8 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Train the configured model (model.name) on a dataset "
                                      "folder, evaluate on its test split, write a run folder.")
     p.add_argument("--dataset", type=Path, required=True, help="dataset folder (docs/data.md)")
-    p.add_argument("--seed", type=int, required=True, help="seed of the split and the model")
-    p.add_argument("--out", type=Path, required=True, help="run folder to write")
+    p.add_argument("--seed", type=int, nargs="+", required=True,
+                   help="seed(s) of the split and the model; one run folder each")
+    p.add_argument("--out", type=Path, required=True,
+                   help="run folder to write; with several seeds a pattern holding {seed}")
+    p.add_argument("--variant", default=None, metavar="LABEL",
+                   help="a run variant, MODEL[@key=value...] (e.g. urbanmoe@model.d_r=4): sets "
+                        "model.name and the overrides, and is recorded in metrics.json")
     _common(p)
     p.set_defaults(func=_cmd_train)
 

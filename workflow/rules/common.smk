@@ -2,6 +2,13 @@
 import os
 import re
 
+from urbanmoe.evaluation.experiments import (
+    ablation_variants,
+    figure3_variants,
+    table3_variants,
+    table4_variants,
+)
+
 DATA = config["data"]["root"]
 DATASETS = config["data"]["datasets"]
 SEEDS = config["train"]["seeds"]
@@ -24,6 +31,21 @@ def urbanclip_source(wildcards):
     return URBANCLIP[wildcards.city]
 
 
+def all_dataset_dirs(wildcards=None):
+    """The folder of every dataset the workflow runs on."""
+    return [f"{REAL if d in URBANCLIP else DATA}/{d}" for d in DATASETS]
+
+
+def published_folder(wildcards, input):
+    """The folder of a rule's published-table inputs."""
+    return os.path.dirname(input.published[0])
+
+
+def parent_folder_of_input(wildcards, input):
+    """The folder holding a rule's first input."""
+    return os.path.dirname(input[0])
+
+
 def parent_folder(wildcards, output):
     """The folder holding a rule's first output (e.g. the benchmark root of the cities)."""
     return os.path.dirname(output[0])
@@ -34,9 +56,15 @@ def output_stem(wildcards, output):
     return os.path.splitext(output[0])[0]
 
 
+def seed_pattern(wildcards):
+    """A run's output folder with {seed} left for the CLI to fill."""
+    w = wildcards
+    return f"results/{w.collection}/{w.dataset}/{w.split}/{w.variant}/seed{{seed}}"
+
+
 def train_resources():
     """Resources of one training job; a gpu only when config asks for GPUs."""
-    res = {"mem_mb": WF["train_mem_mb"], "runtime": WF["train_runtime_min"]}
+    res = {"mem_mb": WF["train_mem_mb"], "runtime": WF["train_runtime_min"] * len(SEEDS)}
     if WF["gpus"] > 0:
         res["gpu"] = WF["gpus"]
     return res
@@ -60,9 +88,73 @@ def training_settings(wildcards):
     """The configuration a training run depends on (a change reruns it); baselines also
     depend on baselines.*"""
     keys = ["features", "split", "model", "train"]
-    if wildcards.model not in URBANMOE_MODELS:
+    if wildcards.variant.split("@")[0] not in URBANMOE_MODELS:
         keys.append("baselines")
     return {key: config[key] for key in keys}
+
+
+EXP = config["experiments"]
+
+
+def ablation_runs(wildcards=None):
+    """Every run folder behind Tables 3-4 and Figure 3 (and Figures 4-5: the full model)."""
+    return expand(
+        "results/ablations/{dataset}/{split}/{variant}/seed{seed}",
+        dataset=EXP["dataset"],
+        split=EXP["split"],
+        variant=ablation_variants(config),
+        seed=SEEDS,
+    )
+
+
+def ablation_grids(wildcards=None):
+    """Figure 3's grids for the ablations notebook (papermill -y)."""
+    return f"{{d_r_values: {yaml_list(EXP['d_r'])}, eps_values: {yaml_list(EXP['eps'])}}}"
+
+
+def figure_run(wildcards=None):
+    """The full model's run that Figures 4-5 and the sparsity table read."""
+    return (
+        f"results/ablations/{EXP['dataset']}/{EXP['split']}/urbanmoe/seed{EXP['figure_seed']}"
+    )
+
+
+def table4_baseline_runs(wildcards=None):
+    """Table 4's RemoteCLIP (ST) / UrbanCLIP (ST) rows: their Table 2 runs, when configured."""
+    if EXP["dataset"] not in DATASETS or EXP["split"] not in SPLITS:
+        return []
+    models = [m for m in ("remoteclip_st", "urbanclip_st") if m in TABLE2_MODELS]
+    return expand(
+        "results/runs/{dataset}/{split}/{model}/seed{seed}",
+        dataset=EXP["dataset"],
+        split=EXP["split"],
+        model=models,
+        seed=SEEDS,
+    )
+
+
+def experiment_runs(wildcards):
+    """The run folders each MLflow experiment mirrors."""
+    e = wildcards.experiment
+    if e == "table2":
+        return table2_runs()
+    if e == "figures4_5":
+        return [figure_run()]
+    labels = {
+        "table3": table3_variants(config).values(),
+        "table4": table4_variants().values(),
+        "figure3": [v for curve in figure3_variants(config).values() for v in curve.values()],
+    }[e]
+    return expand(
+        "results/ablations/{dataset}/{split}/{variant}/seed{seed}",
+        dataset=EXP["dataset"],
+        split=EXP["split"],
+        variant=list(dict.fromkeys(labels)),
+        seed=SEEDS,
+    )
+
+
+EXPERIMENTS = ["table2", "table3", "table4", "figure3", "figures4_5"]
 
 
 REPO = os.path.dirname(os.path.dirname(str(workflow.current_basedir)))
@@ -75,8 +167,37 @@ def yaml_list(values):
     return "[" + ", ".join(str(v) for v in values) + "]"
 
 
-PAPER_ARTIFACTS = expand("paper_figures/table2.{ext}", ext=["csv", "md", "tex"]) + expand(
+TABLE_EXT = ["csv", "md", "tex"]
+FIGURE_EXT = ["png", "pdf"]
+PAPER_ARTIFACTS = expand("paper_figures/table2.{ext}", ext=TABLE_EXT) + expand(
     "paper_figures/published_vs_reproduced.{ext}", ext=["md", "tex"]
+)
+ABLATION_ARTIFACTS = (
+    expand("paper_figures/{t}.{ext}", t=["table3", "table4", "table5"], ext=TABLE_EXT)
+    + expand("paper_figures/figure3.{ext}", ext=FIGURE_EXT)
+    + expand(
+        "paper_figures/published_vs_reproduced_{t}.{ext}",
+        t=["table3", "table4"],
+        ext=["md", "tex"],
+    )
+    + ["paper_figures/ablations_summary.csv"]
+)
+EXPERT_ARTIFACTS = (
+    expand("paper_figures/{f}.{ext}", f=["figure4", "figure5"], ext=FIGURE_EXT)
+    + ["paper_figures/figure5_weights.csv"]
+    + expand("paper_figures/sparsity.{ext}", ext=TABLE_EXT)
+)
+DATASET_ARTIFACTS = (
+    expand("paper_figures/table1.{ext}", ext=TABLE_EXT)
+    + expand("paper_figures/figure6.{ext}", ext=FIGURE_EXT)
+    + expand("paper_figures/published_vs_reproduced_table1.{ext}", ext=["md", "tex"])
+)
+ALL_ARTIFACTS = (
+    PAPER_ARTIFACTS
+    + ABLATION_ARTIFACTS
+    + EXPERT_ARTIFACTS
+    + DATASET_ARTIFACTS
+    + ["paper_figures/claims.md"]
 )
 
 

@@ -19,3 +19,103 @@ rule table2:
         "papermill {input.notebook} {output.notebook} -k python3 -p runs_dir results/runs"
         " -p out_dir paper_figures -p published {input.published}"
         " -y 'datasets: {params.datasets}' -p data_note '{params.note}' > {log} 2>&1"
+
+
+rule ablations:
+    input:
+        notebook=os.path.join(NOTEBOOKS, "ablations.ipynb"),
+        published=expand(
+            os.path.join(PUBLISHED, "published_table{n}.csv"), n=[3, 4]
+        ),
+        runs=ablation_runs,
+        baselines=table4_baseline_runs,
+    output:
+        ABLATION_ARTIFACTS,
+        notebook="results/notebooks/ablations.ipynb",
+    log:
+        "logs/paper/ablations.log",
+    params:
+        dataset=EXP["dataset"],
+        split=EXP["split"],
+        published=published_folder,
+        grids=ablation_grids,
+        note=data_note,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "papermill {input.notebook} {output.notebook} -k python3"
+        " -p ablations_dir results/ablations -p runs_dir results/runs"
+        " -p dataset {params.dataset} -p split {params.split} -p out_dir paper_figures"
+        " -p published_dir {params.published} -y '{params.grids}'"
+        " -p data_note '{params.note}' > {log} 2>&1"
+
+
+rule experts:
+    input:
+        notebook=os.path.join(NOTEBOOKS, "experts.ipynb"),
+        run=figure_run(),
+    output:
+        EXPERT_ARTIFACTS,
+        notebook="results/notebooks/experts.ipynb",
+    log:
+        "logs/paper/experts.log",
+    params:
+        tsne_seed=EXP["tsne_seed"],
+        points=EXP["tsne_points"],
+        note=data_note,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "papermill {input.notebook} {output.notebook} -k python3 -p run_dir {input.run}"
+        " -p out_dir paper_figures -p tsne_seed {params.tsne_seed}"
+        " -p n_points {params.points} -p dataset_note '{params.note}' > {log} 2>&1"
+
+
+rule dataset_stats:
+    input:
+        notebook=os.path.join(NOTEBOOKS, "dataset.ipynb"),
+        published=os.path.join(PUBLISHED, "published_table1.csv"),
+        datasets=all_dataset_dirs(),
+    output:
+        DATASET_ARTIFACTS,
+        notebook="results/notebooks/dataset.ipynb",
+    log:
+        "logs/paper/dataset.log",
+    params:
+        roots=yaml_list(all_dataset_dirs()),
+        sample=EXP["dataset"],
+        seed=EXP["sample_seed"],
+        note=data_note,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "papermill {input.notebook} {output.notebook} -k python3"
+        " -y 'dataset_dirs: {params.roots}' -p out_dir paper_figures"
+        " -p published {input.published} -p sample_dataset {params.sample}"
+        " -p sample_seed {params.seed} -p data_note '{params.note}' > {log} 2>&1"
+
+
+rule claims:
+    input:
+        "paper_figures/table2.csv",
+        "paper_figures/ablations_summary.csv",
+        "paper_figures/figure5_weights.csv",
+        "paper_figures/sparsity.csv",
+    output:
+        "paper_figures/claims.md",
+    log:
+        "logs/paper/claims.log",
+    params:
+        folder=parent_folder_of_input,
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "urbanmoe claims --figures {params.folder} --out {output} > {log} 2>&1"

@@ -1,25 +1,29 @@
-# MLflow mirrors the result files (which stay the truth): one call per paper artifact mirrors
-# all its runs; mirroring again replaces runs, never duplicates them.
-rule track_table2:
+# MLflow mirrors the result files (which stay the truth): one experiment per paper item
+# (table2, table3, table4, figure3, figures4_5) mirrors its runs; mirroring again replaces runs,
+# never duplicates them.
+rule track:
     input:
-        table2_runs,
+        experiment_runs,
     output:
-        "results/mlflow/table2.json",
+        "results/mlflow/{experiment}.json",
     log:
-        "logs/track/table2.log",
+        "logs/track/{experiment}.log",
+    wildcard_constraints:
+        experiment="|".join(EXPERIMENTS),
     threads: 1
     resources:
         mem_mb=1500,
         runtime=10,
     shell:
-        "urbanmoe track {input} --experiment table2 --record {output} > {log} 2>&1"
+        "urbanmoe track {input} --experiment {wildcards.experiment} --record {output}"
+        " > {log} 2>&1"
 
 
 rule provenance:
     input:
-        artifacts=PAPER_ARTIFACTS,
-        runs=table2_runs,
-        records="results/mlflow/table2.json",
+        artifacts=ALL_ARTIFACTS,
+        runs=table2_runs() + ablation_runs(),
+        records=expand("results/mlflow/{experiment}.json", experiment=EXPERIMENTS),
     output:
         "paper_figures/provenance.json",
     log:
@@ -32,4 +36,4 @@ rule provenance:
         runtime=5,
     shell:
         "urbanmoe provenance --out {output} {params.artifacts} --runs {input.runs}"
-        " --records {input.records} --made-by notebooks/table2.ipynb > {log} 2>&1"
+        " --records {input.records} > {log} 2>&1"

@@ -1,19 +1,29 @@
+# One rule for every run: Table 2's (collection "runs", variant = a model name) and the
+# ablations' (collection "ablations", variant = urbanmoe@key=value...: evaluation/experiments.py).
+# One job trains all seeds of a variant (one process: the imports are paid once).
 rule train:
     input:
         dataset=dataset_dir,
         features="data/features/{dataset}",
     output:
-        directory("results/runs/{dataset}/{split}/{model}/seed{seed}"),
+        [
+            directory(f"results/{{collection}}/{{dataset}}/{{split}}/{{variant}}/seed{seed}")
+            for seed in SEEDS
+        ],
     log:
-        "logs/train/{dataset}/{split}/{model}/seed{seed}.log",
+        "logs/train/{collection}/{dataset}/{split}/{variant}.log",
+    wildcard_constraints:
+        collection="runs|ablations",
     params:
         settings=training_settings,
+        seeds=" ".join(str(s) for s in SEEDS),
+        pattern=seed_pattern,
     threads: WF["train_threads"]
     resources:
         **train_resources(),
     shell:
-        "urbanmoe train --dataset {input.dataset} --seed {wildcards.seed} --out {output}"
-        " --set model.name={wildcards.model} --set split.kind={wildcards.split}"
+        "urbanmoe train --dataset {input.dataset} --seed {params.seeds} --out '{params.pattern}'"
+        " --variant '{wildcards.variant}' --set split.kind={wildcards.split}"
         " --set features.cache_dir={input.features}"
         " --set train.threads={threads} --quiet > {log} 2>&1"
 

@@ -172,7 +172,7 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
         "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\~{}", "^": r"\^{}", "±": r"$\pm$",
-        "²": r"$^2$", "−": r"$-$", "—": "---"}
+        "²": r"$^2$", "−": r"$-$", "—": "---", "°": r"$^\circ$", "–": "--", "✓": r"$\checkmark$"}
 
 
 def tex_escape(text: object) -> str:

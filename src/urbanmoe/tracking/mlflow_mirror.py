@@ -226,7 +226,8 @@ def _mirror(run_dir: Path, experiment: str, settings: str, uri: str, record: dic
     client = MlflowClient(uri)
     _quiet()  # the store's first use may configure loggers again
     m = record["metrics"]
-    dataset, model, seed = str(m["dataset"]), str(m["model"]), int(m["seed"])
+    dataset, seed = str(m["dataset"]), int(m["seed"])
+    model = str(m.get("variant") or m["model"])  # a variant label names its overrides
     split = str(m["split"]["kind"])
     exp_id = _experiment(client, experiment, uri)
     base = {"urbanmoe.dataset": dataset, "urbanmoe.model": model, "urbanmoe.settings": settings,

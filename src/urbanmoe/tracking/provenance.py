@@ -30,6 +30,25 @@ def git_state(cwd: Path | None = None) -> dict[str, Any]:
     return {"commit": commit, "dirty": dirty}
 
 
+#: artifact name prefix -> what draws it (when the caller does not say)
+MADE_BY = {"table2": "notebooks/table2.ipynb", "published_vs_reproduced.": "notebooks/table2.ipynb",
+           "published_vs_reproduced_table1": "notebooks/dataset.ipynb",
+           "table1": "notebooks/dataset.ipynb", "figure6": "notebooks/dataset.ipynb",
+           "table3": "notebooks/ablations.ipynb", "table4": "notebooks/ablations.ipynb",
+           "table5": "notebooks/ablations.ipynb", "figure3": "notebooks/ablations.ipynb",
+           "published_vs_reproduced_table": "notebooks/ablations.ipynb",
+           "ablations_summary": "notebooks/ablations.ipynb",
+           "figure4": "notebooks/experts.ipynb", "figure5": "notebooks/experts.ipynb",
+           "sparsity": "notebooks/experts.ipynb", "claims": "urbanmoe claims"}
+
+
+def made_by_of(artifact: Path | str) -> str | None:
+    """The notebook or command that draws an artifact, by its file name (longest prefix)."""
+    name = Path(artifact).name
+    hits = [k for k in MADE_BY if name.startswith(k)]
+    return MADE_BY[max(hits, key=len)] if hits else None
+
+
 def provenance(artifacts: Iterable[Path], runs: Iterable[Path], records: Iterable[Path],
                cfg: dict[str, Any], made_by: str | None = None) -> dict[str, Any]:
     """The provenance record of some artifacts drawn from some run folders."""
@@ -52,7 +71,7 @@ def provenance(artifacts: Iterable[Path], runs: Iterable[Path], records: Iterabl
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "git": git_state(),
         "config_hash": config_hash(cfg),
-        "artifacts": {str(a): {"sha256": sha256_file(Path(a)), "made_by": made_by}
+        "artifacts": {str(a): {"sha256": sha256_file(Path(a)), "made_by": made_by or made_by_of(a)}
                       for a in artifacts},
         "data_sha256": dict(sorted(datasets.items())),
         "seeds": sorted({r["seed"] for r in run_rows}),

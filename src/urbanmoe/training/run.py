@@ -66,10 +66,11 @@ def _predictions_table(prep: Prepared, pred_log: np.ndarray, pred_raw: np.ndarra
 
 
 def _write_skipped(out_dir: Path, ds_name: str, cfg: dict[str, Any], seed: int,
-                   tasks: list[str], reason: str) -> dict[str, Any]:
+                   tasks: list[str], reason: str, variant: str) -> dict[str, Any]:
     """A run folder that says why this model cannot run on this dataset (not a crash)."""
-    metrics = {"dataset": ds_name, "model": cfg["model"]["name"], "seed": seed, "tasks": tasks,
-               "split": {"kind": cfg["split"]["kind"]}, "skipped": reason}
+    metrics = {"dataset": ds_name, "model": cfg["model"]["name"], "variant": variant,
+               "seed": seed, "tasks": tasks, "split": {"kind": cfg["split"]["kind"]},
+               "skipped": reason}
     with atomic_path(Path(out_dir)) as tmp:
         tmp.mkdir(parents=True)
         write_json(tmp / "metrics.json", metrics)
@@ -78,8 +79,11 @@ def _write_skipped(out_dir: Path, ds_name: str, cfg: dict[str, Any], seed: int,
 
 
 def train_run(dataset_dir: Path, seed: int, out_dir: Path, cfg: dict[str, Any],
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, variant: str | None = None) -> dict[str, Any]:
     """Train and evaluate the configured model on one dataset and seed; write the run folder.
+
+    ``variant`` labels the run (``metrics.json``: ``variant``; default ``model.name``), e.g.
+    ``urbanmoe@model.d_r=4`` for an ablation (``evaluation/experiments.py``).
 
     A model the dataset cannot serve (e.g. an image baseline on a text-only city) writes a run
     folder whose ``metrics.json`` says ``skipped`` and why.
@@ -91,7 +95,8 @@ def train_run(dataset_dir: Path, seed: int, out_dir: Path, cfg: dict[str, Any],
     ds = load_dataset(Path(dataset_dir))
     reason = registry.skip_reason(spec, ds, cfg["model"]["branches"])
     if reason is not None:
-        return _write_skipped(out_dir, ds.name, cfg, seed, ds.tasks, reason)
+        return _write_skipped(out_dir, ds.name, cfg, seed, ds.tasks, reason,
+                              variant or spec.name)
     with measure(device) as total:
         cache = Path(cfg["features"]["cache_dir"])
         prep = prepare(ds, cfg, seed, cache, progress)
@@ -107,6 +112,7 @@ def train_run(dataset_dir: Path, seed: int, out_dir: Path, cfg: dict[str, Any],
     metrics = {
         "dataset": ds.name,
         "model": cfg["model"]["name"],
+        "variant": variant or cfg["model"]["name"],
         "seed": seed,
         "tasks": ds.tasks,
         "split": {"kind": cfg["split"]["kind"], "n_train": len(prep.split.train),
@@ -147,8 +153,8 @@ def train_run(dataset_dir: Path, seed: int, out_dir: Path, cfg: dict[str, Any],
         write_json(tmp / "metrics.json", metrics)
         _predictions_table(prep, pred_log, pred_raw).to_parquet(tmp / "predictions.parquet",
                                                                 index=False)
-        np.savez_compressed(tmp / "routing.npz", region_id=ds.ids[test], tasks=np.array(ds.tasks),
-                            **routing)
+        np.savez_compressed(tmp / "routing.npz", region_id=ds.ids[test].astype(str),
+                            tasks=np.array(ds.tasks), **routing)
         history.to_csv(tmp / "history.csv", index=False)
         write_yaml(tmp / "config.yaml", {"dataset": str(dataset_dir), "seed": seed, **cfg})
         torch.save(state, tmp / "model.pt")
