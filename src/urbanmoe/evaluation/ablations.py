@@ -301,12 +301,8 @@ def figure3(df: pd.DataFrame, dataset: str, d_r_values: Sequence[float] | None =
     return fig
 
 
-def write_table(df: pd.DataFrame, stem: Path | str, caption: str) -> None:
-    """:func:`urbanmoe.evaluation.tables.write_table`, with ✓ as ``$\\checkmark$`` in LaTeX."""
-    stem = Path(stem)
-    tb.write_table(df, stem, caption)
-    tex = tb.to_latex(df, caption, label=f"tab:{stem.name}").replace(CHECK, r"$\checkmark$")
-    tb._write(stem.with_suffix(".tex"), tex)
+#: Tables 3-5 are written like Table 2 (``tables.tex_escape`` turns ✓ into ``$\\checkmark$``).
+write_table = tb.write_table
 
 
 def _published_key(row: dict) -> str | None:
