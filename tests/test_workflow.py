@@ -69,3 +69,18 @@ def test_lint_is_clean() -> None:
     done = subprocess.run([str(BIN / "snakemake"), "--lint"], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_spatial_target(tmp_path: Path) -> None:
+    """`snakemake spatial`: the spatial-context comparison and a transfer across a city."""
+    shutil.copytree(ROOT / ".test/config", tmp_path / "config")
+    _snakemake(tmp_path, "--cores", "2", "spatial")
+    table = (tmp_path / "paper_figures/spatial/spatial_context.md").read_text()
+    assert "reference" in table and "transductive" in table and "lag in z" in table
+    assert (tmp_path / "paper_figures/spatial/spatial_context_tasks.png").is_file()
+    transfer = (tmp_path / "paper_figures/spatial/transfer.md").read_text()
+    assert "DC-west->DC-east" in transfer and "Ridge" in transfer
+    knn = json.loads((tmp_path / "results/transfer/DC.west_to_DC.east/knn/seed0/metrics.json")
+                     .read_text())
+    assert "has none" in knn["skipped"]
+    assert "Nothing to be done" in _snakemake(tmp_path, "--cores", "2", "spatial", "-n")

@@ -18,6 +18,7 @@ from urbanmoe.config import ConfigError, load_config
 from urbanmoe.data.table import DataError
 
 EXIT_BAD_INPUT = 2
+TRANSFER_PARTS = ("all", "west", "east", "south", "north")  # training/transfer.py: PARTS
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -120,12 +121,9 @@ def _cmd_describe(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
 
 def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.evaluation.experiments import parse_variant
     from urbanmoe.training.run import train_run
 
-    if args.variant:
-        model, items = parse_variant(args.variant)
-        cfg = load_config(args.config, [*args.overrides, f"model.name={model}", *items])
+    cfg = _variant_config(args, cfg)
     out = str(args.out)
     if len(args.seed) > 1 and "{seed}" not in out:
         raise ValueError(f"--out {out}: with several seeds it must contain {{seed}}")
@@ -133,6 +131,32 @@ def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         run_dir = Path(out.replace("{seed}", str(seed)))
         metrics = train_run(args.dataset, seed, run_dir, cfg, progress=not args.quiet,
                             variant=args.variant)
+        _print_run(metrics, run_dir)
+    return 0
+
+
+def _variant_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` with ``--variant MODEL@key=value...`` applied (unchanged without one)."""
+    from urbanmoe.evaluation.experiments import parse_variant
+
+    if not args.variant:
+        return cfg
+    model, items = parse_variant(args.variant)
+    return load_config(args.config, [*args.overrides, f"model.name={model}", *items])
+
+
+def _cmd_transfer(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from urbanmoe.training.transfer import transfer_run
+
+    cfg = _variant_config(args, cfg)
+    out = str(args.out)
+    if len(args.seed) > 1 and "{seed}" not in out:
+        raise ValueError(f"--out {out}: with several seeds it must contain {{seed}}")
+    for seed in args.seed:
+        run_dir = Path(out.replace("{seed}", str(seed)))
+        metrics = transfer_run(args.source, args.target, seed, run_dir, cfg,
+                               source_part=args.source_part, target_part=args.target_part,
+                               progress=not args.quiet, variant=args.variant)
         _print_run(metrics, run_dir)
     return 0
 
@@ -152,6 +176,14 @@ def _print_run(metrics: dict[str, Any], run_dir: Path) -> None:
     eff = metrics["efficiency"]
     print(f"  params {eff['params']:,}  peak memory {eff['peak_memory_mb']:.0f} MB  "
           f"train {eff['train_seconds']:.1f} s")
+
+
+def _cmd_spatial_report(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from urbanmoe.evaluation.spatial import write_spatial_report
+
+    for path in write_spatial_report(args.runs, args.transfer, args.out):
+        print(path)
+    return 0
 
 
 def _cmd_aggregate(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
@@ -300,6 +332,38 @@ def build_parser() -> argparse.ArgumentParser:
                         "model.name and the overrides, and is recorded in metrics.json")
     _common(p)
     p.set_defaults(func=_cmd_train)
+
+    p = verbs.add_parser("transfer", help="train on one city, test on another (no labels there)",
+                         description="Cross-city transfer: train the configured model on the "
+                                     "source city and test it on every region of the target "
+                                     "(docs/spatial.md). Region embedding, spatial lag and "
+                                     "ensembles are turned off; kNN is skipped.")
+    p.add_argument("--source", type=Path, required=True, help="dataset folder to train on")
+    p.add_argument("--target", type=Path, required=True, help="dataset folder to test on")
+    p.add_argument("--source-part", choices=TRANSFER_PARTS, default="all",
+                   help="only the regions west/east of the median longitude or south/north of "
+                        "the median latitude (default: all)")
+    p.add_argument("--target-part", choices=TRANSFER_PARTS, default="all", help="as --source-part")
+    p.add_argument("--seed", type=int, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True,
+                   help="run folder to write; with several seeds a pattern holding {seed}")
+    p.add_argument("--variant", default=None, metavar="LABEL",
+                   help="a run variant, MODEL[@key=value...], as for train")
+    _common(p)
+    p.set_defaults(func=_cmd_transfer)
+
+    p = verbs.add_parser("spatial-report", help="tables and figure of the spatial context",
+                         description="From spatial-context and transfer run folders, write "
+                                     "spatial_context.{csv,md,tex} (paired per-seed differences "
+                                     "to the best kNN), spatial_context_tasks.{png,pdf} and "
+                                     "transfer.{csv,md,tex} (docs/spatial.md).")
+    p.add_argument("--runs", type=Path, nargs="+", required=True,
+                   help="folders holding the spatial-context run folders")
+    p.add_argument("--transfer", type=Path, nargs="*", default=[],
+                   help="folders holding transfer run folders")
+    p.add_argument("--out", type=Path, required=True, help="folder to write into")
+    _common(p)
+    p.set_defaults(func=_cmd_spatial_report)
 
     p = verbs.add_parser("aggregate", help="mean and std over seeds of run folders",
                          description="Collect every metrics.json under the given folders and "

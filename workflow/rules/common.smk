@@ -87,7 +87,7 @@ URBANMOE_MODELS = ("urbanmoe", "urbanmoe_st", "urbanmoe_dense")
 def training_settings(wildcards):
     """The configuration a training run depends on (a change reruns it); baselines also
     depend on baselines.*"""
-    keys = ["features", "split", "model", "train"]
+    keys = ["features", "split", "model", "train", "spatial"]
     if wildcards.variant.split("@")[0] not in URBANMOE_MODELS:
         keys.append("baselines")
     return {key: config[key] for key in keys}
@@ -138,6 +138,10 @@ def experiment_runs(wildcards):
     e = wildcards.experiment
     if e == "table2":
         return table2_runs()
+    if e == "spatial_context":
+        return spatial_runs()
+    if e == "transfer":
+        return transfer_runs()
     if e == "figures4_5":
         return [figure_run()]
     labels = {
@@ -155,6 +159,63 @@ def experiment_runs(wildcards):
 
 
 EXPERIMENTS = ["table2", "table3", "table4", "figure3", "figures4_5"]
+
+
+def spatial_runs(wildcards=None):
+    """Every run folder of the spatial-context comparison (not in the paper)."""
+    return expand(
+        "results/spatial/{dataset}/{split}/{variant}/seed{seed}",
+        dataset=DATASETS,
+        split=WF["spatial_splits"],
+        variant=WF["spatial_variants"],
+        seed=SEEDS,
+    )
+
+
+def transfer_runs(wildcards=None):
+    """Every cross-city transfer run folder."""
+    return expand(
+        "results/transfer/{pair}/{variant}/seed{seed}",
+        pair=WF["transfer_pairs"],
+        variant=WF["transfer_models"],
+        seed=SEEDS,
+    )
+
+
+def _transfer_side(side):
+    name, _, part = side.partition(".")
+    root = REAL if name in URBANCLIP else DATA
+    return f"{root}/{name}", name, part or "all"
+
+
+def transfer_inputs(wildcards):
+    """The source and target dataset folders (and feature folders) of a transfer pair."""
+    source, target = wildcards.pair.split("_to_")
+    return {"source": _transfer_side(source)[0], "target": _transfer_side(target)[0]}
+
+
+def transfer_parts(wildcards):
+    """--source-part / --target-part of a transfer pair."""
+    source, target = wildcards.pair.split("_to_")
+    return (
+        f"--source-part {_transfer_side(source)[2]} --target-part {_transfer_side(target)[2]}"
+    )
+
+
+def transfer_pattern(wildcards):
+    """A transfer run's output folder with {seed} left for the CLI to fill."""
+    return f"results/transfer/{wildcards.pair}/{wildcards.variant}/seed{{seed}}"
+
+
+SPATIAL_EXPERIMENTS = ["spatial_context"] + (["transfer"] if WF["transfer_pairs"] else [])
+SPATIAL_ARTIFACTS = expand(
+    "paper_figures/spatial/spatial_context.{ext}", ext=["csv", "md", "tex"]
+) + expand("paper_figures/spatial/spatial_context_tasks.{ext}", ext=["png", "pdf"])
+TRANSFER_ARTIFACTS = (
+    expand("paper_figures/spatial/transfer.{ext}", ext=["csv", "md", "tex"])
+    if WF["transfer_pairs"]
+    else []
+)
 
 
 REPO = os.path.dirname(os.path.dirname(str(workflow.current_basedir)))

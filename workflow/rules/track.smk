@@ -1,6 +1,6 @@
 # MLflow mirrors the result files (which stay the truth): one experiment per paper item
-# (table2, table3, table4, figure3, figures4_5) mirrors its runs; mirroring again replaces runs,
-# never duplicates them.
+# (table2, table3, table4, figure3, figures4_5; and spatial_context, transfer of `snakemake
+# spatial`) mirrors its runs; mirroring again replaces runs, never duplicates them.
 rule track:
     input:
         experiment_runs,
@@ -9,7 +9,7 @@ rule track:
     log:
         "logs/track/{experiment}.log",
     wildcard_constraints:
-        experiment="|".join(EXPERIMENTS),
+        experiment="|".join(EXPERIMENTS + SPATIAL_EXPERIMENTS),
     threads: 1
     resources:
         mem_mb=1500,

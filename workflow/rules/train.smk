@@ -1,5 +1,6 @@
-# One rule for every run: Table 2's (collection "runs", variant = a model name) and the
-# ablations' (collection "ablations", variant = urbanmoe@key=value...: evaluation/experiments.py).
+# One rule for every run: Table 2's (collection "runs", variant = a model name), the
+# ablations' (collection "ablations", variant = urbanmoe@key=value...: evaluation/experiments.py)
+# and the spatial-context comparison's (collection "spatial", `snakemake spatial`).
 # One job trains all seeds of a variant (one process: the imports are paid once).
 rule train:
     input:
@@ -13,7 +14,7 @@ rule train:
     log:
         "logs/train/{collection}/{dataset}/{split}/{variant}.log",
     wildcard_constraints:
-        collection="runs|ablations",
+        collection="runs|ablations|spatial",
     params:
         settings=training_settings,
         seeds=" ".join(str(s) for s in SEEDS),

@@ -35,6 +35,7 @@ def collect(roots: Iterable[Path]) -> pd.DataFrame:
             eff = m["efficiency"]
             rows.append({
                 "dataset": m["dataset"], "model": m["model"], "split": m["split"]["kind"],
+                "variant": m.get("variant") or m["model"],
                 "seed": m["seed"], "run": str(path.parent),
                 **flatten(m["log_scale"]),
                 "params": eff["params"], "peak_memory_mb": eff["peak_memory_mb"],

@@ -37,26 +37,28 @@ def region_module(m: dict[str, Any], n_regions: int, coords: np.ndarray | None,
 
 
 def _common(m: dict[str, Any], n_poi: int, n_regions: int, coords: np.ndarray | None,
-            seed: int) -> dict[str, Any]:
-    return dict(d_r=m["d_r"], region=region_module(m, n_regions, coords, seed),
+            seed: int, n_lag: int = 0) -> dict[str, Any]:
+    return dict(n_lag=n_lag, d_r=m["d_r"], region=region_module(m, n_regions, coords, seed),
                 use_region=m["use_region"], use_poi=m["use_poi"] and n_poi > 0,
                 d_hidden=m["expert_hidden"], d_out=m["expert_out"], head_hidden=m["head_hidden"],
                 eps=m["eps"], activation=m["activation"], output_norm=m["output_norm"])
 
 
 def build_urbanmoe(m: dict[str, Any], branch_dims: dict[str, int], n_poi: int, tasks: list[str],
-                   n_regions: int, coords: np.ndarray | None, seed: int) -> UrbanMoE:
+                   n_regions: int, coords: np.ndarray | None, seed: int,
+                   n_lag: int = 0) -> UrbanMoE:
     """UrbanMoE (Eq. 1-7) with N_sp, N_dt, N_sh and sizes from ``model.*``."""
     layout = ExpertLayout(len(tasks), m["n_specific"], m["n_dual"], m["n_shared"])
     return UrbanMoE(branch_dims, n_poi, tasks, layout,
-                    **_common(m, n_poi, n_regions, coords, seed))
+                    **_common(m, n_poi, n_regions, coords, seed, n_lag))
 
 
 def build_urbanmoe_st(m: dict[str, Any], branch_dims: dict[str, int], n_poi: int, task: str,
-                      n_regions: int, coords: np.ndarray | None, seed: int) -> UrbanMoE:
+                      n_regions: int, coords: np.ndarray | None, seed: int,
+                      n_lag: int = 0) -> UrbanMoE:
     """One UrbanMoE (ST) model: a single task with ``st_experts`` experts and its own head."""
     return build_single_task(branch_dims, n_poi, task, n_experts=m["st_experts"],
-                             **_common(m, n_poi, n_regions, coords, seed))
+                             **_common(m, n_poi, n_regions, coords, seed, n_lag))
 
 
 def build_model(m: dict[str, Any], b: dict[str, Any], prep: Any, tasks: list[str],
@@ -64,7 +66,7 @@ def build_model(m: dict[str, Any], b: dict[str, Any], prep: Any, tasks: list[str
     """The registry's builder of ``urbanmoe``, ``urbanmoe_st`` (one task) and ``urbanmoe_dense``
     (eps = 0: every eligible expert stays active, the dense ablation of Eq. 5)."""
     common = (prep.branch_dims, prep.n_poi)
-    place = (len(prep.ds), prep.ds.coords, seed)
+    place = (len(prep.ds), prep.ds.coords, seed, prep.n_lag)
     if m["name"] == "urbanmoe_st":
         (task,) = tasks
         return build_urbanmoe_st(m, *common, task, *place)

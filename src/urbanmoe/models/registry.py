@@ -75,6 +75,8 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
           needs=("branch",)),
     _spec("knn", "closed_form", "baselines.spatial:fit_predict_knn", "kNN on coordinates",
           needs=("coords",)),
+    _spec("knn_tuned", "closed_form", "baselines.spatial:fit_predict_knn_tuned",
+          "kNN on coordinates (tuned)", needs=("coords",)),
     _spec("lightgbm", "closed_form", "baselines.boosting:fit_predict_lightgbm", "LightGBM",
           needs=("branch",)),
     _spec("mlp_st", "neural", f"{_NEURAL}:build_mlp_st", "MLP (ST)", st=True, needs=("branch",)),

@@ -8,8 +8,11 @@ Per branch b (normally "image" and "text"; any non-empty subset of branches work
 
 where e_b is the branch embedding (d_e), r the region embedding (d_r, see ``region.py``; omitted
 with ``use_region=False`` or ``region=None``) and p the standardised POI vector given as input
-(d_p; omitted with ``use_poi=False`` or ``n_poi == 0``).  MLP_τ is Linear(n_branches·o,
-head_hidden) -> GELU -> Linear(head_hidden, 1), all T heads evaluated together (``TaskHeads``).
+(d_p; omitted with ``use_poi=False`` or ``n_poi == 0``).  With the spatial-context extension
+(not in the paper; ``features/spatial_lag.py``) z_b also ends with the spatial-lag input
+(``n_lag`` > 0, batch key ``lag``), or the lag comes as its own branch.  MLP_τ is
+Linear(n_branches·o, head_hidden) -> GELU -> Linear(head_hidden, 1), all T heads evaluated
+together (``TaskHeads``).
 The loss (Eq. 8) lives with the trainer, not here.
 
 UrbanMoE (ST) of Table 2 is one model per task with ``ExpertLayout(1, 16, 0, 0)``: 16
@@ -117,6 +120,7 @@ class UrbanMoE(nn.Module):
         activation: str = "gelu",
         output_norm: str = "layernorm",
         expert_impl: str = "stacked",
+        n_lag: int = 0,
     ) -> None:
         super().__init__()
         if not branch_dims:
@@ -129,8 +133,11 @@ class UrbanMoE(nn.Module):
                 f"task_names {list(task_names)} must be {layout.n_tasks} distinct names "
                 f"(layout.n_tasks)"
             )
-        if n_poi < 0:
-            raise ValueError("n_poi must be >= 0")
+        if n_poi < 0 or n_lag < 0:
+            raise ValueError("n_poi and n_lag must be >= 0")
+        if n_lag and "lag" in branch_dims:
+            raise ValueError("the spatial lag is either a branch or context (n_lag), not both")
+        self.n_lag = n_lag
         self.branch_names = list(branch_dims)
         self.task_names = list(task_names)
         self.layout = layout
@@ -143,7 +150,7 @@ class UrbanMoE(nn.Module):
             if d_region != d_r:
                 raise ValueError(f"region embedding has d_r={d_region}, model expects {d_r}")
         self.d_r = d_region
-        d_ctx = d_region + (n_poi if self.use_poi else 0)
+        d_ctx = d_region + (n_poi if self.use_poi else 0) + n_lag
         self.branches = nn.ModuleDict(
             {
                 name: SparseMultiExpert(
@@ -162,7 +169,7 @@ class UrbanMoE(nn.Module):
         self.heads = TaskHeads(layout.n_tasks, len(self.branch_names) * d_out, head_hidden)
 
     def context(self, batch: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
-        """The shared parts [r; p] of Eq. 1 for this batch, each (B, ·)."""
+        """The shared parts [r; p] of Eq. 1 (and the spatial lag, if on) for this batch."""
         parts: list[torch.Tensor] = []
         if self.region is not None:
             parts.append(self.region(batch.get("region_index"), batch.get("coords")))  # (B, d_r)
@@ -170,6 +177,8 @@ class UrbanMoE(nn.Module):
             if "poi" not in batch:
                 raise KeyError("batch lacks 'poi' (B, n_poi); build the model with use_poi=False")
             parts.append(batch["poi"])  # (B, d_p)
+        if self.n_lag:
+            parts.append(batch["lag"])  # (B, n_lag), the spatial-context extension
         return parts
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> UrbanMoEOutput:

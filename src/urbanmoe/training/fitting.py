@@ -15,8 +15,11 @@ import numpy as np
 import torch
 
 from urbanmoe.evaluation.efficiency import count_parameters
+from urbanmoe.features.spatial_lag import TRANSDUCTIVE_NOTE
 from urbanmoe.models.baselines.heads import FeatureHead
+from urbanmoe.models.baselines.spatial import tuned_knn
 from urbanmoe.models.registry import ModelSpec, Representation
+from urbanmoe.training import ensemble
 from urbanmoe.training.loop import FitResult, TrainData, fit, predict
 from urbanmoe.training.prepare import FEATURE_CLIP, Prepared
 from urbanmoe.training.targets import Standardizer
@@ -34,6 +37,7 @@ class Fitted:
     notes: list[str] = field(default_factory=list)  # said in the tables
     objective: list[float] = field(default_factory=list)  # representation objective per epoch
     data: TrainData | None = None  # the inputs the torch models saw
+    val_pred_std: np.ndarray | None = None  # (n_val, T) models trained by the loop only
 
 
 def fit_kwargs(cfg: dict[str, Any], tasks: list[str], gen: torch.Generator,
@@ -63,8 +67,9 @@ def _train_torch(spec: ModelSpec, build: Any, prep: Prepared, data: TrainData,
     data = data.to(device)
     train_idx, val_idx = prep.index("train"), prep.index("val")
     test = prep.index("test").to(device)
+    val = val_idx.to(device)
     keys = list(prep.tasks) if spec.single_task else ["all"]
-    models, fits, preds = {}, {}, []
+    models, fits, preds, val_preds = {}, {}, [], []
     for key in keys:
         tasks = prep.tasks if key == "all" else [key]
         task_data = data if key == "all" else column(data, prep.tasks.index(key))
@@ -74,8 +79,10 @@ def _train_torch(spec: ModelSpec, build: Any, prep: Prepared, data: TrainData,
                         **fit_kwargs(cfg, tasks, gen, progress))
         models[key] = model
         preds.append(predict(model, task_data, test).cpu().numpy())
+        val_preds.append(predict(model, task_data, val).cpu().numpy())
     n_params = sum(count_parameters(mod) for mod in models.values())
-    return Fitted(np.concatenate(preds, axis=1), n_params, models, fits, data=data)
+    return Fitted(np.concatenate(preds, axis=1), n_params, models, fits, data=data,
+                  val_pred_std=np.concatenate(val_preds, axis=1))
 
 
 def representation_inputs(prep: Prepared, rep: Representation) -> TrainData:
@@ -99,9 +106,41 @@ def frozen_features_note(features: dict[str, Any], branches: list[str]) -> str:
     return "frozen features, " + "; ".join(parts)
 
 
+def with_tuned_knn(out: Fitted, prep: Prepared, cfg: dict[str, Any]) -> Fitted:
+    """``out`` combined with the tuned kNN (``spatial.ensemble``, ``training/ensemble.py``);
+    the combination is fitted on the validation rows only."""
+    kind = cfg["spatial"]["ensemble"]
+    if out.val_pred_std is None:
+        raise ValueError(f"spatial.ensemble {kind}: model.name {cfg['model']['name']} has no "
+                         "validation predictions (use a model trained by the loop)")
+    knn_val, knn_test, knn_chosen, knn_params = tuned_knn(prep, cfg["baselines"])
+    va = prep.split.val
+    coefs = ensemble.choose_combination(kind, out.val_pred_std, knn_val,
+                                        prep.data.y.numpy()[va], prep.data.observed.numpy()[va])
+    out.pred_std = ensemble.combine(coefs, out.pred_std, knn_test)
+    out.val_pred_std = ensemble.combine(coefs, out.val_pred_std, knn_val)
+    out.n_params += knn_params
+    out.chosen.update({**ensemble.as_chosen(prep.tasks, coefs),
+                       **{f"knn_{t}": c for t, c in knn_chosen.items()}})
+    out.notes.append(ensemble.describe(kind, prep.tasks, coefs))
+    return out
+
+
 def fit_model(spec: ModelSpec, prep: Prepared, cfg: dict[str, Any], seed: int,
               device: torch.device, progress: bool = True) -> Fitted:
-    """Fit ``spec`` on ``prep`` and predict the test split."""
+    """Fit ``spec`` on ``prep`` and predict the test split; with ``spatial.ensemble`` on,
+    combine it with the tuned kNN. Spatial context in use is said in the notes."""
+    out = _fit(spec, prep, cfg, seed, device, progress)
+    s = cfg["spatial"]
+    if s["ensemble"] != "none":
+        out = with_tuned_knn(out, prep, cfg)
+    if s["lag"] != "none" or s["ensemble"] != "none":
+        out.notes.append(TRANSDUCTIVE_NOTE)
+    return out
+
+
+def _fit(spec: ModelSpec, prep: Prepared, cfg: dict[str, Any], seed: int,
+         device: torch.device, progress: bool) -> Fitted:
     m, b = cfg["model"], cfg["baselines"]
     func = spec.function()
     if spec.family == "closed_form":

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from urbanmoe.data.splits import Split, make_split
+from urbanmoe.data.splits import Split, block_ids, make_split, project_km
 from urbanmoe.data.table import RegionDataset
 from urbanmoe.features.base import encoder_settings, modality_features, poi_vector
+from urbanmoe.features.spatial_lag import lag_features
 from urbanmoe.training.loop import TrainData
 from urbanmoe.training.targets import Standardizer, forward_transform
 
@@ -35,6 +36,7 @@ class Prepared:
     n_poi: int
     y_log: np.ndarray  # (N, T) targets on the transformed (log1p) scale, NaN where missing
     target_scaler: Standardizer
+    n_lag: int = 0  # width of the spatial-lag input appended to z (spatial.lag: context)
 
     @property
     def tasks(self) -> list[str]:
@@ -53,17 +55,33 @@ def _standardise(x: np.ndarray, train: np.ndarray) -> np.ndarray:
     return Standardizer.fit(x[train], clip=FEATURE_CLIP).transform(x).astype(np.float32)
 
 
+def spatial_lag_input(ds: RegionDataset, cfg: dict[str, Any], split: Split,
+                      y_log: np.ndarray) -> np.ndarray:
+    """The spatial-lag features (``features/spatial_lag.py``) standardised, with clipping, on
+    the training rows; group-out by ``split.block_km`` blocks under a spatial-block split."""
+    if ds.coords is None:
+        raise ValueError(f"{ds.root}: spatial.lag needs lat/lon columns in the region table")
+    s, sp = cfg["spatial"], cfg["split"]
+    groups = block_ids(ds.coords, sp["block_km"]) if sp["kind"] == "spatial_block" else None
+    lag = lag_features(project_km(ds.coords), y_log, split.train, s["lag_k"], groups,
+                       s["lag_min_km"])
+    return _standardise(lag, split.train)
+
+
 def prepare(
     ds: RegionDataset,
     cfg: dict[str, Any],
     seed: int,
     cache_dir: Path | None,
     progress: bool = True,
+    split: Split | None = None,
 ) -> Prepared:
-    """Split (``split.*``), features of the configured branches, POI vector and targets."""
+    """Split (``split.*``, unless ``split`` is given), features of the configured branches, POI
+    vector, targets and, with ``spatial.lag`` on, the spatial-lag input."""
     sp = cfg["split"]
-    split = make_split(len(ds), ds.coords, sp["kind"], tuple(sp["fractions"]), seed,
-                       sp["block_km"])
+    if split is None:
+        split = make_split(len(ds), ds.coords, sp["kind"], tuple(sp["fractions"]), seed,
+                           sp["block_km"])
     inputs: dict[str, torch.Tensor] = {}
     branch_dims: dict[str, int] = {}
     for branch in cfg["model"]["branches"]:
@@ -85,9 +103,18 @@ def prepare(
     if ds.coords is not None:
         inputs["coords"] = torch.from_numpy(ds.coords.astype(np.float32))
     y_log = forward_transform(ds.targets(), [ds.transforms[t] for t in ds.tasks])
+    n_lag, lag_mode = 0, cfg["spatial"]["lag"]
+    if lag_mode != "none":
+        lag = spatial_lag_input(ds, cfg, split, y_log)
+        inputs["lag"] = torch.from_numpy(lag)
+        if lag_mode == "branch":  # its own Sparse Multi-Expert module
+            branch_dims["lag"] = lag.shape[1]
+        else:  # "context": appended to every branch's z, like p
+            n_lag = lag.shape[1]
     scaler = Standardizer.fit(y_log[split.train])
     y_std = scaler.transform(y_log)
     observed = np.isfinite(y_std)
     data = TrainData(inputs, torch.from_numpy(np.where(observed, y_std, 0.0).astype(np.float32)),
                      torch.from_numpy(observed))
-    return Prepared(ds, split, data, branch_dims, 0 if poi is None else poi.shape[1], y_log, scaler)
+    return Prepared(ds, split, data, branch_dims, 0 if poi is None else poi.shape[1], y_log, scaler,
+                    n_lag)

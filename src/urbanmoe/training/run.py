@@ -19,7 +19,8 @@ import pandas as pd
 import torch
 
 from urbanmoe.config import config_hash
-from urbanmoe.data.table import load_dataset
+from urbanmoe.data.splits import Split
+from urbanmoe.data.table import RegionDataset, load_dataset
 from urbanmoe.evaluation.efficiency import measure
 from urbanmoe.evaluation.metrics import multitask_metrics
 from urbanmoe.io import atomic_path, sha256_file, write_json, write_yaml
@@ -88,18 +89,28 @@ def train_run(dataset_dir: Path, seed: int, out_dir: Path, cfg: dict[str, Any],
     A model the dataset cannot serve (e.g. an image baseline on a text-only city) writes a run
     folder whose ``metrics.json`` says ``skipped`` and why.
     """
+    ds = load_dataset(Path(dataset_dir))
+    return run_on(ds, seed, out_dir, cfg, progress, variant,
+                  cache=Path(cfg["features"]["cache_dir"]), dataset_dir=dataset_dir)
+
+
+def run_on(ds: RegionDataset, seed: int, out_dir: Path, cfg: dict[str, Any],
+           progress: bool = True, variant: str | None = None, *, cache: Path | None = None,
+           split: Split | None = None, dataset_dir: Path | str | None = None,
+           skip: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`train_run` on a loaded dataset: ``split`` overrides ``split.*`` (cross-city
+    transfer), ``skip`` is a reason to skip beside the registry's, ``extra`` joins
+    ``metrics.json``. Features are cached under ``cache`` (None: not cached)."""
     t = cfg["train"]
     spec = registry.get(cfg["model"]["name"])
     seed_everything(seed, t["threads"])
     device = resolve_device(t["device"])
-    ds = load_dataset(Path(dataset_dir))
-    reason = registry.skip_reason(spec, ds, cfg["model"]["branches"])
+    reason = skip or registry.skip_reason(spec, ds, cfg["model"]["branches"])
     if reason is not None:
         return _write_skipped(out_dir, ds.name, cfg, seed, ds.tasks, reason,
                               variant or spec.name)
     with measure(device) as total:
-        cache = Path(cfg["features"]["cache_dir"])
-        prep = prepare(ds, cfg, seed, cache, progress)
+        prep = prepare(ds, cfg, seed, cache, progress, split)
         with measure(device) as train:
             fitted: Fitted = fit_model(spec, prep, cfg, seed, device, progress)
         routing = _routing(prep, fitted)
@@ -132,9 +143,10 @@ def train_run(dataset_dir: Path, seed: int, out_dir: Path, cfg: dict[str, Any],
         "notes": fitted.notes,
         "representation_objective": fitted.objective,
         "noise_ceiling": ds.meta.get("noise_ceiling"),
+        **(extra or {}),
         "provenance": {
             "config_hash": config_hash(cfg),
-            "table_sha256": sha256_file(ds.table_path),
+            "table_sha256": sha256_file(ds.table_path) if ds.table_path.is_file() else None,
             "dataset_dir": str(ds.root),
             "device": str(device),
             "torch": torch.__version__,
@@ -156,7 +168,8 @@ def train_run(dataset_dir: Path, seed: int, out_dir: Path, cfg: dict[str, Any],
         np.savez_compressed(tmp / "routing.npz", region_id=ds.ids[test].astype(str),
                             tasks=np.array(ds.tasks), **routing)
         history.to_csv(tmp / "history.csv", index=False)
-        write_yaml(tmp / "config.yaml", {"dataset": str(dataset_dir), "seed": seed, **cfg})
+        write_yaml(tmp / "config.yaml", {"dataset": str(dataset_dir or ds.root), "seed": seed,
+                                         **cfg})
         torch.save(state, tmp / "model.pt")
     log.info("%s %s seed %d: avg R2 %.4f (log1p scale)", ds.name, cfg["model"]["name"], seed,
              metrics["log_scale"]["avg"]["r2"])

@@ -20,8 +20,10 @@ RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 
 
 def design_matrix(prep: Prepared) -> np.ndarray:
-    """(N, d) inputs: each branch's embedding and the POI vector, as UrbanMoE sees them."""
-    keys = [*prep.branch_dims, *(["poi"] if "poi" in prep.data.inputs else [])]
+    """(N, d) inputs: each branch's embedding and the POI vector, as UrbanMoE sees them (and the
+    spatial lag when ``spatial.lag`` is on)."""
+    keys = [*prep.branch_dims, *(["poi"] if "poi" in prep.data.inputs else []),
+            *(["lag"] if prep.n_lag else [])]
     return np.concatenate([prep.data.inputs[k].numpy() for k in keys], axis=1)
 
 

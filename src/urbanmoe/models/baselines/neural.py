@@ -103,11 +103,11 @@ def _seeded(seed: int, make: Callable[[], nn.Module]) -> nn.Module:
 def _with_inputs(m: Config, prep: Prepared, seed: int,
                  make_body: Callable[[int], nn.Module]) -> InputBaseline:
     """UrbanMoE's inputs (branches, r, p) in front of ``make_body(d_in)``; RNG not seeded here."""
-    keys = list(prep.branch_dims)
+    keys = [*prep.branch_dims, *(["lag"] if prep.n_lag else [])]  # spatial lag: context
     use_poi = bool(m["use_poi"]) and prep.n_poi > 0 and "poi" in prep.data.inputs
     region = region_module(m, len(prep.ds), prep.ds.coords, seed)
     d_r = 0 if region is None else int(region.d_r)
-    d_in = sum(prep.branch_dims.values()) + d_r + (prep.n_poi if use_poi else 0)
+    d_in = sum(prep.branch_dims.values()) + prep.n_lag + d_r + (prep.n_poi if use_poi else 0)
     return InputBaseline(keys, use_poi, region, make_body(d_in))
 
 
@@ -152,7 +152,7 @@ def urbanmoe_parameters(m: Config, prep: Prepared, tasks: list[str], seed: int) 
     """Parameters of UrbanMoE (multi-task) under the same ``model.*`` and tasks."""
     with torch.random.fork_rng(devices=[]):
         model = build_urbanmoe(m, prep.branch_dims, prep.n_poi, tasks, len(prep.ds),
-                               prep.ds.coords, seed)
+                               prep.ds.coords, seed, prep.n_lag)
     return count_parameters(model)
 
 

@@ -1,0 +1,51 @@
+# Spatial context, not in the paper (README: spatial context): `snakemake --cores 2 spatial`.
+# The comparison's runs come from `rule train` (collection "spatial"); transfer runs from here.
+rule transfer:
+    input:
+        unpack(transfer_inputs),
+    output:
+        [
+            directory(f"results/transfer/{{pair}}/{{variant}}/seed{seed}")
+            for seed in SEEDS
+        ],
+    log:
+        "logs/transfer/{pair}/{variant}.log",
+    wildcard_constraints:
+        pair="[^/]+_to_[^/]+",
+    params:
+        parts=transfer_parts,
+        seeds=" ".join(str(s) for s in SEEDS),
+        pattern=transfer_pattern,
+        settings=training_settings,
+    threads: WF["train_threads"]
+    resources:
+        **train_resources(),
+    shell:
+        "urbanmoe transfer --source {input.source} --target {input.target} {params.parts}"
+        " --seed {params.seeds} --out '{params.pattern}' --variant '{wildcards.variant}'"
+        " --set train.threads={threads} --quiet > {log} 2>&1"
+
+
+rule spatial_report:
+    input:
+        runs=spatial_runs,
+        transfer=transfer_runs,
+    output:
+        SPATIAL_ARTIFACTS,
+        TRANSFER_ARTIFACTS,
+    log:
+        "logs/paper/spatial_report.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "urbanmoe spatial-report --runs results/spatial --transfer {input.transfer}"
+        " --out paper_figures/spatial > {log} 2>&1"
+
+
+rule spatial:
+    input:
+        SPATIAL_ARTIFACTS,
+        TRANSFER_ARTIFACTS,
+        expand("results/mlflow/{experiment}.json", experiment=SPATIAL_EXPERIMENTS),
