@@ -51,18 +51,21 @@ def test_join_keeps_what_both_cities_share(tmp_path: Path, toy_table: pd.DataFra
 
 
 def test_transfer_run_tests_on_the_target_only(synth_sh: Path, tmp_path: Path) -> None:
-    cfg = load_config(None, ["model.name=ridge", "spatial.lag=context"])
+    cache = f"features.cache_dir={tmp_path / 'cache'}"
+    cfg = load_config(None, ["model.name=ridge", "spatial.lag=context", cache])
     m = transfer_run(synth_sh, synth_sh, 0, tmp_path / "run", cfg, source_part="west",
                      target_part="east", progress=False)
     t = m["transfer"]
     assert m["dataset"] == "SH-west->SH-east" and m["split"]["n_test"] == t["n_target"]
     assert t["n_source"] == m["split"]["n_train"] + m["split"]["n_val"]
     assert "spatial.lag" in t["turned_off"] and "model.use_region" in t["turned_off"]
+    joined = list((tmp_path / "cache/transfer").iterdir())
+    assert len(joined) == 1 and (joined[0] / "regions.parquet").is_file()  # features cached
     pred = pd.read_parquet(tmp_path / "run/predictions.parquet")
     assert pred["region_id"].str.startswith("target:").all()
     assert -0.5 < m["log_scale"]["avg"]["r2"] < 1.0
     knn = transfer_run(synth_sh, synth_sh, 0, tmp_path / "knn",
-                       load_config(None, ["model.name=knn"]), source_part="east",
+                       load_config(None, ["model.name=knn", cache]), source_part="east",
                        target_part="west", progress=False)
     assert "has none" in knn["skipped"]
     with pytest.raises(ValueError, match="overlap"):
@@ -74,7 +77,8 @@ def test_transfer_cli(synth_sh: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     out = tmp_path / "seed{seed}"
     assert main(["transfer", "--source", str(synth_sh), "--target", str(synth_sh),
                  "--source-part", "south", "--target-part", "north", "--seed", "0",
-                 "--out", str(out), "--variant", "mean", "--quiet"]) == 0
+                 "--out", str(out), "--variant", "mean", "--quiet",
+                 "--set", f"features.cache_dir={tmp_path / 'cache'}"]) == 0
     metrics = json.loads((tmp_path / "seed0/metrics.json").read_text())
     assert metrics["variant"] == "mean" and metrics["transfer"]["target"] == "SH-north"
     assert "SH-south->SH-north mean seed 0" in capsys.readouterr().out

@@ -12,8 +12,8 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from urbanmoe import commands
 from urbanmoe.config import ConfigError, load_config
 from urbanmoe.data.table import DataError
 
@@ -29,195 +29,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _cmd_synth(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.data.synthetic import SynthSettings, generate_benchmark
-
-    s = cfg["synth"]
-    seed = s["seed"] if args.seed is None else args.seed
-    settings = SynthSettings(seed=seed, tile_size=s["tile_size"], cities=tuple(s["cities"]),
-                             length_scale=s["length_scale"])
-    for path in generate_benchmark(args.out, settings, progress=not args.quiet):
-        print(path)
-    return 0
-
-
-def _cmd_features(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.data.table import load_dataset
-    from urbanmoe.features.base import extract_all
-    from urbanmoe.io import atomic_path
-
-    ds = load_dataset(args.dataset)
-    with atomic_path(args.out) as tmp:
-        files = extract_all(ds, cfg["features"], tmp, progress=not args.quiet)
-    for modality, name in files.items():
-        print(f"{modality}: {args.out / name}")
-    return 0
-
-
-def _cmd_import_urbanclip(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.data.sources.urbanclip import import_urbanclip_city
-
-    policy = args.gdp_fill or cfg["data"]["urbanclip_gdp_fill"]
-    out = import_urbanclip_city(args.city_dir, args.out, city=args.city,
-                                require_images=args.require_images, gdp_fill=policy)
-    print(out)
-    print(f"data report: {out / 'report.md'}")
-    return 0
-
-
-def _cmd_claims(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.evaluation.claims import write_claims
-
-    verdicts = write_claims(args.figures, args.out)
-    held = sum(v.held is True for v in verdicts)
-    print(f"{held} of {len(verdicts)} checks held -> {args.out}")
-    return 0
-
-
-def _cmd_report(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.data.report import report_markdown, write_report
-    from urbanmoe.data.table import load_dataset
-
-    report = write_report(load_dataset(args.dataset), args.out)
-    print(report_markdown(report), end="")
-    return 0
-
-
-def _label_spec(text: str) -> tuple[str, Any]:
-    """NAME=PATH:AGG:UNIT (AGG sum or mean) -> (name, LabelSpec)."""
-    from urbanmoe.data.build import LabelSpec
-
-    try:
-        name, rest = text.split("=", 1)
-        path, agg, unit = rest.rsplit(":", 2)
-    except ValueError:
-        raise ValueError(f"--label {text!r}: expected NAME=PATH:AGG:UNIT") from None
-    if agg not in ("sum", "mean"):
-        raise ValueError(f"--label {text!r}: AGG {agg!r} is not sum or mean")
-    return name, LabelSpec(Path(path), agg, unit)  # type: ignore[arg-type]
-
-
-def _cmd_build(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.data.build import BuildSettings, build_benchmark
-    from urbanmoe.data.synthetic import CITIES
-
-    if (args.city is None) == (args.bbox is None):
-        raise ValueError("build: give exactly one of --city (a Table 1 city) and --bbox")
-    bbox = tuple(args.bbox) if args.bbox else CITIES[args.city].bbox
-    settings = BuildSettings(bbox=bbox, patch_px=args.patch_px, resolution_m=args.resolution_m,
-                             poi_mapping=args.poi_mapping)
-    labels = dict(_label_spec(item) for item in args.labels)
-    print(build_benchmark(args.name or args.city, args.imagery, args.pois, labels, args.out,
-                          settings))
-    return 0
-
-
-def _cmd_describe(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.features.llm import make_backend, write_described
-
-    print(write_described(args.dataset, args.out, make_backend(args.backend), args.cache,
-                          progress=not args.quiet))
-    return 0
-
-
-def _cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.training.run import train_run
-
-    cfg = _variant_config(args, cfg)
-    out = str(args.out)
-    if len(args.seed) > 1 and "{seed}" not in out:
-        raise ValueError(f"--out {out}: with several seeds it must contain {{seed}}")
-    for seed in args.seed:
-        run_dir = Path(out.replace("{seed}", str(seed)))
-        metrics = train_run(args.dataset, seed, run_dir, cfg, progress=not args.quiet,
-                            variant=args.variant)
-        _print_run(metrics, run_dir)
-    return 0
-
-
-def _variant_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
-    """``cfg`` with ``--variant MODEL@key=value...`` applied (unchanged without one)."""
-    from urbanmoe.evaluation.experiments import parse_variant
-
-    if not args.variant:
-        return cfg
-    model, items = parse_variant(args.variant)
-    return load_config(args.config, [*args.overrides, f"model.name={model}", *items])
-
-
-def _cmd_transfer(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.training.transfer import transfer_run
-
-    cfg = _variant_config(args, cfg)
-    out = str(args.out)
-    if len(args.seed) > 1 and "{seed}" not in out:
-        raise ValueError(f"--out {out}: with several seeds it must contain {{seed}}")
-    for seed in args.seed:
-        run_dir = Path(out.replace("{seed}", str(seed)))
-        metrics = transfer_run(args.source, args.target, seed, run_dir, cfg,
-                               source_part=args.source_part, target_part=args.target_part,
-                               progress=not args.quiet, variant=args.variant)
-        _print_run(metrics, run_dir)
-    return 0
-
-
-def _print_run(metrics: dict[str, Any], run_dir: Path) -> None:
-    head = f"{metrics['dataset']} {metrics['model']} seed {metrics['seed']}"
-    if "skipped" in metrics:
-        print(f"{head} skipped: {metrics['skipped']} (recorded in {run_dir})")
-        return
-    log_scale = metrics["log_scale"]
-    ceiling = metrics.get("noise_ceiling") or {}
-    print(f"{head} -> {run_dir}")
-    for task in [*metrics["tasks"], "avg"]:
-        m = log_scale[task]
-        extra = f"  (noise ceiling R2 {ceiling[task]:.4f})" if task in ceiling else ""
-        print(f"  {task:<12} R2 {m['r2']:.4f}  RMSE {m['rmse']:.4f}  MAE {m['mae']:.4f}{extra}")
-    eff = metrics["efficiency"]
-    print(f"  params {eff['params']:,}  peak memory {eff['peak_memory_mb']:.0f} MB  "
-          f"train {eff['train_seconds']:.1f} s")
-
-
-def _cmd_spatial_report(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.evaluation.spatial import write_spatial_report
-
-    for path in write_spatial_report(args.runs, args.transfer, args.out):
-        print(path)
-    return 0
-
-
-def _cmd_aggregate(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.evaluation.aggregate import write_summary
-
-    print(write_summary(args.runs, args.out))
-    return 0
-
-
-def _cmd_track(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.tracking import mirror_run, tracking_uri
-
-    records = []
-    for run_dir in args.runs:
-        run_id = mirror_run(run_dir, args.experiment, args.settings)
-        print(f"{run_dir} -> {tracking_uri()} experiment {args.experiment} run {run_id}")
-        records.append({"run_dir": str(run_dir), "experiment": args.experiment,
-                        "settings": args.settings, "run_id": run_id,
-                        "tracking_uri": tracking_uri()})
-    if args.record is not None:
-        from urbanmoe.io import write_json
-
-        write_json(args.record, records)
-    return 0
-
-
-def _cmd_provenance(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.io import write_json
-    from urbanmoe.tracking.provenance import provenance
-
-    write_json(args.out, provenance(args.artifacts, args.runs, args.records, cfg,
-                                    made_by=args.made_by))
-    print(args.out)
-    return 0
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """--seed, --out, --variant and the common options of the verbs that write run folders."""
+    p.add_argument("--seed", type=int, nargs="+", required=True,
+                   help="seed(s) of the split and the model; one run folder each")
+    p.add_argument("--out", type=Path, required=True,
+                   help="run folder to write; with several seeds a pattern holding {seed}")
+    p.add_argument("--variant", default=None, metavar="LABEL",
+                   help="a run variant, MODEL[@key=value...] (e.g. urbanmoe@model.d_r=4): sets "
+                        "model.name and the overrides, and is recorded in metrics.json")
+    _common(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder to write one dataset per city")
     p.add_argument("--seed", type=int, default=None, help="generator seed (default: synth.seed)")
     _common(p)
-    p.set_defaults(func=_cmd_synth)
+    p.set_defaults(func=commands.cmd_synth)
 
     p = verbs.add_parser("features", help="extract the features of one dataset (cached)",
                          description="Encode every modality of a dataset with the configured "
@@ -244,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", type=Path, required=True, help="dataset folder (docs/data.md)")
     p.add_argument("--out", type=Path, required=True, help="feature folder to write")
     _common(p)
-    p.set_defaults(func=_cmd_features)
+    p.set_defaults(func=commands.cmd_features)
 
     p = verbs.add_parser("import-urbanclip", help="a UrbanCLIP-toolkit city as a dataset",
                          description="Turn a UrbanCLIP-toolkit city (<City>.csv, "
@@ -259,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GDP's fill value 10000.0: set missing (excluded from loss and "
                         "metrics) or keep it (default: data.urbanclip_gdp_fill)")
     _common(p)
-    p.set_defaults(func=_cmd_import_urbanclip)
+    p.set_defaults(func=commands.cmd_import_urbanclip)
 
     p = verbs.add_parser("claims", help="check the paper's claims against the drawn tables",
                          description="Read table2.csv, ablations_summary.csv, "
@@ -270,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder with the generated tables")
     p.add_argument("--out", type=Path, required=True, help="Markdown file to write")
     _common(p)
-    p.set_defaults(func=_cmd_claims)
+    p.set_defaults(func=commands.cmd_claims)
 
     p = verbs.add_parser("report", help="a data report of one dataset (fill values, labels "
                                         "shared between neighbours)",
@@ -281,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", type=Path, required=True, help="dataset folder (docs/data.md)")
     p.add_argument("--out", type=Path, required=True, help="output stem (STEM.json, STEM.md)")
     _common(p)
-    p.set_defaults(func=_cmd_report)
+    p.set_defaults(func=commands.cmd_report)
 
     p = verbs.add_parser("build", help="build a city's dataset from raw rasters and POIs",
                          description="Cut the city's box into patches (Section 3.1), write "
@@ -305,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution-m", type=float, default=10.0)
     p.add_argument("--out", type=Path, required=True, help="dataset folder to write")
     _common(p)
-    p.set_defaults(func=_cmd_build)
+    p.set_defaults(func=commands.cmd_build)
 
     p = verbs.add_parser("describe", help="write each region's text from its POIs (LLM)",
                          description="Copy a dataset with its text column written from its "
@@ -317,21 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=Path(".cache/urbanmoe/llm"),
                    help="answers cached by prompt hash (resumes an interrupted run)")
     _common(p)
-    p.set_defaults(func=_cmd_describe)
+    p.set_defaults(func=commands.cmd_describe)
 
     p = verbs.add_parser("train", help="train and evaluate a model on one dataset and seed",
                          description="Train the configured model (model.name) on a dataset "
                                      "folder, evaluate on its test split, write a run folder.")
     p.add_argument("--dataset", type=Path, required=True, help="dataset folder (docs/data.md)")
-    p.add_argument("--seed", type=int, nargs="+", required=True,
-                   help="seed(s) of the split and the model; one run folder each")
-    p.add_argument("--out", type=Path, required=True,
-                   help="run folder to write; with several seeds a pattern holding {seed}")
-    p.add_argument("--variant", default=None, metavar="LABEL",
-                   help="a run variant, MODEL[@key=value...] (e.g. urbanmoe@model.d_r=4): sets "
-                        "model.name and the overrides, and is recorded in metrics.json")
-    _common(p)
-    p.set_defaults(func=_cmd_train)
+    _run_options(p)
+    p.set_defaults(func=commands.cmd_train)
 
     p = verbs.add_parser("transfer", help="train on one city, test on another (no labels there)",
                          description="Cross-city transfer: train the configured model on the "
@@ -344,13 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only the regions west/east of the median longitude or south/north of "
                         "the median latitude (default: all)")
     p.add_argument("--target-part", choices=TRANSFER_PARTS, default="all", help="as --source-part")
-    p.add_argument("--seed", type=int, nargs="+", required=True)
-    p.add_argument("--out", type=Path, required=True,
-                   help="run folder to write; with several seeds a pattern holding {seed}")
-    p.add_argument("--variant", default=None, metavar="LABEL",
-                   help="a run variant, MODEL[@key=value...], as for train")
-    _common(p)
-    p.set_defaults(func=_cmd_transfer)
+    _run_options(p)
+    p.set_defaults(func=commands.cmd_transfer)
 
     p = verbs.add_parser("spatial-report", help="tables and figure of the spatial context",
                          description="From spatial-context and transfer run folders, write "
@@ -363,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folders holding transfer run folders")
     p.add_argument("--out", type=Path, required=True, help="folder to write into")
     _common(p)
-    p.set_defaults(func=_cmd_spatial_report)
+    p.set_defaults(func=commands.cmd_spatial_report)
 
     p = verbs.add_parser("aggregate", help="mean and std over seeds of run folders",
                          description="Collect every metrics.json under the given folders and "
@@ -372,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", type=Path, nargs="+", help="folders to search for run folders")
     p.add_argument("--out", type=Path, required=True, help="summary CSV to write")
     _common(p)
-    p.set_defaults(func=_cmd_aggregate)
+    p.set_defaults(func=commands.cmd_aggregate)
 
     p = verbs.add_parser("track", help="mirror run folders into MLflow for browsing",
                          description="Mirror run folders into an MLflow experiment (one parent "
@@ -387,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", type=Path, default=None,
                    help="also write the MLflow run ids as JSON to this file")
     _common(p)
-    p.set_defaults(func=_cmd_track)
+    p.set_defaults(func=commands.cmd_track)
 
     p = verbs.add_parser("provenance", help="record what made each generated table and figure",
                          description="Write provenance.json: for each artifact its checksum, "
@@ -401,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="`urbanmoe track --record` files holding the MLflow run ids")
     p.add_argument("--made-by", default=None, help="the notebook or command that drew them")
     _common(p)
-    p.set_defaults(func=_cmd_provenance)
+    p.set_defaults(func=commands.cmd_provenance)
     return parser
 
 

@@ -106,7 +106,7 @@ def difference_figure(diffs: pd.DataFrame, tasks: list[str], stem: Path) -> list
     import matplotlib.pyplot as plt
 
     panels = list(diffs.groupby(["dataset", "split"], sort=False)) if not diffs.empty else []
-    fig, axes = plt.subplots(len(panels) or 1, 1, figsize=(9, 3.2 * max(len(panels), 1)),
+    fig, axes = plt.subplots(len(panels) or 1, 1, figsize=(10, 3.8 * max(len(panels), 1)),
                              squeeze=False)
     for ax, ((dataset, split), d) in zip(axes[:, 0], panels, strict=False):
         ref = d["reference"].iloc[0]
@@ -122,7 +122,7 @@ def difference_figure(diffs: pd.DataFrame, tasks: list[str], stem: Path) -> list
                    label=task, capsize=2)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(np.arange(len(variants)))
-        ax.set_xticklabels([describe_variant(v) for v in variants], rotation=20, ha="right",
+        ax.set_xticklabels([describe_variant(v) for v in variants], rotation=25, ha="right",
                            fontsize=8)
         ax.set_ylabel("R² − best kNN (paired)")
         ax.set_title(f"{dataset}, {split} split: per-task R² difference to "

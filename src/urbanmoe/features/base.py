@@ -10,6 +10,7 @@ a dataset may ship precomputed embeddings in (docs/data.md).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -91,7 +92,8 @@ def write_embeddings(path: Path, ids: np.ndarray, features: np.ndarray) -> None:
 def cache_file(ds: RegionDataset, encoder: Encoder, cache_dir: Path) -> Path:
     """Cache path: dataset name, modality and a hash of (table bytes, encoder identity)."""
     key = config_hash({"table": sha256_file(ds.table_path), "encoder": encoder.identity()})
-    return Path(cache_dir) / f"{ds.name}-{encoder.modality}-{key}.parquet"
+    name = re.sub(r"[^\w.-]+", "_", ds.name)  # e.g. a transfer pair "SH->BJ" -> "SH-_BJ"
+    return Path(cache_dir) / f"{name}-{encoder.modality}-{key}.parquet"
 
 
 def modality_features(

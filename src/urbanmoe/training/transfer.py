@@ -15,19 +15,28 @@ is what the features alone say. A transfer run
   (kNN) are skipped with the reason.
 
 Unsupervised encoders (TF-IDF + SVD of the text) are fitted on both cities' inputs, never on
-labels. A city can also be cut in two along its median longitude or latitude (``part``: west,
-east, south, north), so the one real city at hand gives a transfer across a city: train in the
-west, test in the east.
+labels; the joined table is kept as a dataset folder under ``features.cache_dir/transfer/`` so
+its features are encoded once per pair and cached.
+
+A city can also be cut in two along its median longitude or latitude (``part``: west, east,
+south, north), so the one real city at hand gives a transfer across a city: train in the west,
+test in the east.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from urbanmoe.data.splits import Split
 from urbanmoe.data.table import ID, RegionDataset, load_dataset
@@ -89,6 +98,34 @@ def join_cities(source: RegionDataset, target: RegionDataset) -> tuple[RegionDat
     return joined, len(source)
 
 
+def materialise(joined: RegionDataset, cache_dir: Path) -> RegionDataset:
+    """The joined dataset as a dataset folder under ``cache_dir/transfer/`` (named by a hash of
+    its table), so its features are encoded once per pair and cached like any dataset's.
+
+    An existing folder of the same content is reused; concurrent writers do not clash (the first
+    rename wins, the others drop their copy).
+    """
+    table_hash = hashlib.sha256(
+        pd.util.hash_pandas_object(joined.table, index=False).to_numpy().tobytes()).hexdigest()
+    name = joined.name.replace(">", "").replace("/", "_")
+    folder = Path(cache_dir) / "transfer" / f"{name}-{table_hash[:12]}"
+    if not (folder / "dataset.yaml").is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+        try:
+            joined.table.to_parquet(tmp / "regions.parquet", index=False)
+            meta = {"name": joined.name, "table": "regions.parquet",
+                    "targets": {t: {"transform": joined.transforms[t]} for t in joined.tasks}}
+            if joined.meta.get("noise_ceiling"):
+                meta["noise_ceiling"] = joined.meta["noise_ceiling"]
+            (tmp / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+            with contextlib.suppress(OSError):  # another job made it first: same content
+                os.rename(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return load_dataset(folder)
+
+
 def transfer_split(n_source: int, n_total: int, fractions: list[float], seed: int) -> Split:
     """Train and validation from a seeded permutation of the source rows (in the ratio of the
     configured train and validation shares); every target row is a test row."""
@@ -127,6 +164,8 @@ def transfer_run(source_dir: Path, target_dir: Path, seed: int, out_dir: Path,
     source = city_part(load_dataset(Path(source_dir)), source_part)
     target = city_part(load_dataset(Path(target_dir)), target_part)
     joined, n_source = join_cities(source, target)
+    cache = Path(cfg["features"]["cache_dir"])
+    joined = materialise(joined, cache)
     cfg, changed = transfer_config(cfg)
     split = transfer_split(n_source, len(joined), cfg["split"]["fractions"], seed)
     skip = None
@@ -137,5 +176,5 @@ def transfer_run(source_dir: Path, target_dir: Path, seed: int, out_dir: Path,
                           "source_dir": str(source_dir), "target_dir": str(target_dir),
                           "tasks": joined.tasks, "n_source": n_source,
                           "n_target": len(target), "turned_off": changed}}
-    return run_on(joined, seed, out_dir, cfg, progress, variant, cache=None, split=split,
+    return run_on(joined, seed, out_dir, cfg, progress, variant, cache=cache, split=split,
                   skip=skip, extra=extra)
