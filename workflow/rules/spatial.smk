@@ -40,7 +40,7 @@ rule spatial_report:
         mem_mb=2000,
         runtime=10,
     shell:
-        "urbanmoe spatial-report --runs results/spatial --transfer {input.transfer}"
+        "urbanmoe spatial-report --runs {input.runs} --transfer {input.transfer}"
         " --out paper_figures/spatial > {log} 2>&1"
 
 
