@@ -21,7 +21,12 @@ from urbanmoe.features.spatial_lag import (
     neighbours,
 )
 from urbanmoe.models import registry
-from urbanmoe.models.baselines.spatial import fit_predict_knn, tuned_knn
+from urbanmoe.models.baselines.spatial import (
+    fit_predict_knn,
+    knn_choices,
+    knn_everywhere,
+    tuned_knn,
+)
 from urbanmoe.training import ensemble
 from urbanmoe.training.fitting import fit_model
 from urbanmoe.training.prepare import Prepared, prepare
@@ -218,3 +223,40 @@ def test_paired_differences_to_the_best_knn(tmp_path: Path) -> None:
     assert set(diffs["variant"]) == {"knn", "knn_tuned", "urbanmoe@spatial.lag=context"}
     paths = difference_figure(diffs, ["carbon", "light"], tmp_path / "fig")
     assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_knn_base_of_the_residuals_is_out_of_fold(synth_sh: Path, cache: Path) -> None:
+    prep = _prep(synth_sh, cache, "split.kind=spatial_block", "split.block_km=8")
+    b = _cfg(cache)["baselines"]
+    (k, weights), *_ = knn_choices(prep, b)
+    groups = block_ids(prep.ds.coords, 8.0)
+    base = knn_everywhere(prep, 0, k, weights, groups)
+    # off the training rows it is the tuned kNN itself (up to which of several equidistant
+    # neighbours on this grid fills the k-th place)
+    val_pred, test_pred, _, _ = tuned_knn(prep, b)
+    for part, pred in ((prep.split.test, test_pred), (prep.split.val, val_pred)):
+        assert np.isclose(base[part], pred[:, 0], atol=1e-6).mean() > 0.8
+    # a training row's own label (and its block's) never enters its own base
+    row = prep.split.train[0]
+    same_block = prep.split.train[groups[prep.split.train] == groups[row]]
+    y = prep.data.y.clone()
+    y[same_block, 0] += 5.0
+    moved = knn_everywhere(replace(prep, data=replace(prep.data, y=y)), 0, k, weights, groups)
+    assert moved[row] == pytest.approx(base[row])
+    assert not np.allclose(moved, base)
+
+
+def test_residual_ensemble_reads_no_test_label(synth_sh: Path, cache: Path) -> None:
+    cfg = _cfg(cache, "model.name=ridge", "spatial.ensemble=residual")
+    prep = prepare(load_dataset(synth_sh), cfg, seed=0, cache_dir=cache, progress=False)
+    out = fit_model(registry.get("ridge"), prep, cfg, 0, torch.device("cpu"), progress=False)
+    assert any(n.startswith("model of the residuals") for n in out.notes)
+    y = prep.data.y.clone()
+    y[prep.split.test] = torch.randn(len(prep.split.test), y.shape[1])
+    other = replace(prep, data=replace(prep.data, y=y))
+    again = fit_model(registry.get("ridge"), other, cfg, 0, torch.device("cpu"), progress=False)
+    np.testing.assert_array_equal(again.pred_std, out.pred_std)
+    # kNN plus a model of what it misses is at least as good as the kNN on this benchmark
+    te = prep.split.test
+    knn_mse = ((tuned_knn(prep, cfg["baselines"])[1] - prep.data.y.numpy()[te]) ** 2).mean()
+    assert ((out.pred_std - prep.data.y.numpy()[te]) ** 2).mean() < knn_mse

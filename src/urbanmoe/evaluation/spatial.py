@@ -28,7 +28,8 @@ from urbanmoe.features.spatial_lag import TRANSDUCTIVE_NOTE
 
 KNN_MODELS = ("knn", "knn_tuned")
 CONTEXT_LABEL = {"lag=context": "lag in z", "lag=branch": "lag as a branch",
-                 "ensemble=average": "+ kNN (average)", "ensemble=stack": "+ kNN (stack)"}
+                 "ensemble=average": "+ kNN (average)", "ensemble=stack": "+ kNN (stack)",
+                 "ensemble=residual": "on kNN residuals"}
 
 
 def describe_variant(variant: str) -> str:

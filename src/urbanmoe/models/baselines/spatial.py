@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from sklearn.neighbors import KNeighborsRegressor
 
+from urbanmoe.features.spatial_lag import neighbours
 from urbanmoe.models.baselines.linear import task_rows
 from urbanmoe.models.region import project_km
 from urbanmoe.training.prepare import Prepared
@@ -78,14 +79,35 @@ def _knn(xy: np.ndarray, y: np.ndarray, rows_tr: np.ndarray, k: int, weights: st
     return model.fit(xy[rows_tr], y[rows_tr]).predict(xy[query])
 
 
+def knn_choices(prep: Prepared, b: dict[str, Any]) -> list[tuple[int, str]]:
+    """Per task, the (k, weighting) of the tuned kNN: every k of ``b["knn_k_grid"]`` with
+    uniform and inverse-distance weights is fitted on the observed training rows and scored by
+    MSE on the observed validation rows; the best wins (ties: the first in grid order)."""
+    xy = coords_km(prep)
+    y = prep.data.y.numpy()
+    va = prep.split.val
+    observed_va = prep.data.observed.numpy()[va]
+    out = []
+    for j in range(len(prep.tasks)):
+        rows_tr, _ = task_rows(prep, j)
+        best: tuple[float, int, str] | None = None
+        for k in b["knn_k_grid"]:
+            for weights in WEIGHTINGS:
+                pred_va = _knn(xy, y[:, j], rows_tr, int(k), weights, va)
+                resid = (pred_va - y[va, j])[observed_va[:, j]]
+                mse = float(np.mean(resid**2)) if len(resid) else 0.0
+                if best is None or mse < best[0]:
+                    best = (mse, min(int(k), len(rows_tr)), weights)
+        assert best is not None
+        out.append(best[1:])
+    return out
+
+
 def tuned_knn(prep: Prepared, b: dict[str, Any]
               ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], int]:
-    """Validation and test predictions (standardised) of the tuned kNN, per task.
+    """Validation and test predictions (standardised) of the tuned kNN (``knn_choices``).
 
-    For each task, every k of ``b["knn_k_grid"]`` with uniform and inverse-distance weights is
-    fitted on the observed training rows and scored by MSE on the observed validation rows; the
-    best (ties: the first in grid order) predicts every validation and test row. Returns
-    ``(val_pred, test_pred, chosen, n_params)`` with ``chosen[task] = "k=<k>, <weights>"``.
+    Returns ``(val_pred, test_pred, chosen, n_params)`` with ``chosen[task] = "k=<k>, <weights>"``.
     """
     xy = coords_km(prep)
     y = prep.data.y.numpy()
@@ -94,23 +116,26 @@ def tuned_knn(prep: Prepared, b: dict[str, Any]
     test_pred = np.empty((len(te), len(prep.tasks)))
     chosen: dict[str, Any] = {}
     n_params = 0
-    observed_va = prep.data.observed.numpy()[va]
-    for j, task in enumerate(prep.tasks):
+    for j, (task, (k, weights)) in enumerate(zip(prep.tasks, knn_choices(prep, b), strict=True)):
         rows_tr, _ = task_rows(prep, j)
-        best: tuple[float, int, str, np.ndarray] | None = None
-        for k in b["knn_k_grid"]:
-            for weights in WEIGHTINGS:
-                pred_va = _knn(xy, y[:, j], rows_tr, int(k), weights, va)
-                resid = (pred_va - y[va, j])[observed_va[:, j]]
-                mse = float(np.mean(resid**2)) if len(resid) else 0.0
-                if best is None or mse < best[0]:
-                    best = (mse, int(k), weights, pred_va)
-        assert best is not None
-        _, k, weights, val_pred[:, j] = best
+        val_pred[:, j] = _knn(xy, y[:, j], rows_tr, k, weights, va)
         test_pred[:, j] = _knn(xy, y[:, j], rows_tr, k, weights, te)
-        chosen[task] = f"k={min(k, len(rows_tr))}, {weights}"
+        chosen[task] = f"k={k}, {weights}"
         n_params += 3 * len(rows_tr)
     return val_pred, test_pred, chosen, n_params
+
+
+def knn_everywhere(prep: Prepared, j: int, k: int, weights: str,
+                   groups: np.ndarray | None) -> np.ndarray:
+    """(N,) standardised kNN prediction of task ``j`` at every region from the observed training
+    regions, never from the region itself nor (``groups``) its own group: out-of-fold for the
+    training rows (``features/spatial_lag.neighbours``), the plain kNN for the others."""
+    rows_tr, _ = task_rows(prep, j)
+    k = min(k, len(rows_tr) - 1)
+    rows, dist = neighbours(coords_km(prep), rows_tr, groups, k)
+    w = np.ones_like(dist) if weights == "uniform" else 1.0 / np.maximum(dist, 1e-9)
+    y = prep.data.y.numpy()[:, j]
+    return (w * y[rows]).sum(axis=1) / w.sum(axis=1)
 
 
 def fit_predict_knn_tuned(prep: Prepared, b: dict[str, Any], seed: int
