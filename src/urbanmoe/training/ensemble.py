@@ -7,7 +7,9 @@ Not in the paper. ``spatial.ensemble`` combines a model's predictions with those
   on the observed validation rows (ties: the largest ``w``, i.e. the most model);
 * ``stack``: least squares ``a * model + b * kNN + c`` fitted on the observed validation rows.
 
-Both read validation labels only, never test labels.
+Both read validation labels only, never test labels. The third kind, ``residual`` (the model
+trained on what the out-of-fold tuned kNN misses), changes what the model is trained on and
+lives in ``training/fitting.on_knn_residuals``.
 """
 
 from __future__ import annotations
