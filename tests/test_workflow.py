@@ -62,6 +62,22 @@ def test_tiny_workflow_runs_and_second_call_has_nothing_to_do(tmp_path: Path) ->
     _snakemake(tmp_path, "--cores", "2", "--forcerun", "track")
     _mlflow_children_once(tmp_path / "mlflow.db", 24 + 14 + 8 + 6 + 1)
     assert "Nothing to be done" in _snakemake(tmp_path, "--cores", "2", "-n")
+    _spatial_target(tmp_path)
+
+
+def _spatial_target(work: Path) -> None:
+    """`snakemake spatial` (the spatial-context comparison and a transfer across a city) in the
+    folder the paper workflow ran in (it reuses the synthetic city and its features)."""
+    _snakemake(work, "--cores", "2", "spatial")
+    table = (work / "paper_figures/spatial/spatial_context.md").read_text()
+    assert "reference" in table and "transductive" in table and "lag in z" in table
+    assert (work / "paper_figures/spatial/spatial_context_tasks.png").is_file()
+    transfer = (work / "paper_figures/spatial/transfer.md").read_text()
+    assert "DC-west->DC-east" in transfer and "Ridge" in transfer
+    knn = json.loads((work / "results/transfer/DC.west_to_DC.east/knn/seed0/metrics.json")
+                     .read_text())
+    assert "has none" in knn["skipped"]
+    assert "Nothing to be done" in _snakemake(work, "--cores", "2", "spatial", "-n")
 
 
 def test_lint_is_clean() -> None:
@@ -70,17 +86,3 @@ def test_lint_is_clean() -> None:
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
-
-def test_spatial_target(tmp_path: Path) -> None:
-    """`snakemake spatial`: the spatial-context comparison and a transfer across a city."""
-    shutil.copytree(ROOT / ".test/config", tmp_path / "config")
-    _snakemake(tmp_path, "--cores", "2", "spatial")
-    table = (tmp_path / "paper_figures/spatial/spatial_context.md").read_text()
-    assert "reference" in table and "transductive" in table and "lag in z" in table
-    assert (tmp_path / "paper_figures/spatial/spatial_context_tasks.png").is_file()
-    transfer = (tmp_path / "paper_figures/spatial/transfer.md").read_text()
-    assert "DC-west->DC-east" in transfer and "Ridge" in transfer
-    knn = json.loads((tmp_path / "results/transfer/DC.west_to_DC.east/knn/seed0/metrics.json")
-                     .read_text())
-    assert "has none" in knn["skipped"]
-    assert "Nothing to be done" in _snakemake(tmp_path, "--cores", "2", "spatial", "-n")
