@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from urbanmoe.data.splits import block_ids
 from urbanmoe.evaluation.efficiency import count_parameters
 from urbanmoe.features.spatial_lag import TRANSDUCTIVE_NOTE
 from urbanmoe.models.baselines.heads import FeatureHead
@@ -22,7 +21,7 @@ from urbanmoe.models.baselines.spatial import knn_choices, knn_everywhere, tuned
 from urbanmoe.models.registry import ModelSpec, Representation
 from urbanmoe.training import ensemble
 from urbanmoe.training.loop import FitResult, TrainData, fit, predict
-from urbanmoe.training.prepare import FEATURE_CLIP, Prepared
+from urbanmoe.training.prepare import FEATURE_CLIP, Prepared, group_out_blocks
 from urbanmoe.training.targets import Standardizer
 
 
@@ -136,9 +135,7 @@ def on_knn_residuals(spec: ModelSpec, prep: Prepared, cfg: dict[str, Any], seed:
     spatial-block split its own block), the model is fitted on ``y - kNN`` and predicts
     ``kNN + model``. Works for every family (the model only sees other targets).
     """
-    sp = cfg["split"]
-    groups = (block_ids(prep.ds.coords, sp["block_km"])
-              if sp["kind"] == "spatial_block" and prep.ds.coords is not None else None)
+    groups = group_out_blocks(prep.ds, cfg["split"])
     choices = knn_choices(prep, cfg["baselines"])
     base = np.stack([knn_everywhere(prep, j, k, w, groups)
                      for j, (k, w) in enumerate(choices)], axis=1)  # (N, T) standardised

@@ -55,16 +55,23 @@ def _standardise(x: np.ndarray, train: np.ndarray) -> np.ndarray:
     return Standardizer.fit(x[train], clip=FEATURE_CLIP).transform(x).astype(np.float32)
 
 
+def group_out_blocks(ds: RegionDataset, split_cfg: dict[str, Any]) -> np.ndarray | None:
+    """Block id of every region under a spatial-block split (``split.block_km``), the groups
+    a training region leaves out of its own spatial context; None under a random split."""
+    if split_cfg["kind"] != "spatial_block" or ds.coords is None:
+        return None
+    return block_ids(ds.coords, split_cfg["block_km"])
+
+
 def spatial_lag_input(ds: RegionDataset, cfg: dict[str, Any], split: Split,
                       y_log: np.ndarray) -> np.ndarray:
     """The spatial-lag features (``features/spatial_lag.py``) standardised, with clipping, on
     the training rows; group-out by ``split.block_km`` blocks under a spatial-block split."""
     if ds.coords is None:
         raise ValueError(f"{ds.root}: spatial.lag needs lat/lon columns in the region table")
-    s, sp = cfg["spatial"], cfg["split"]
-    groups = block_ids(ds.coords, sp["block_km"]) if sp["kind"] == "spatial_block" else None
-    lag = lag_features(project_km(ds.coords), y_log, split.train, s["lag_k"], groups,
-                       s["lag_min_km"])
+    s = cfg["spatial"]
+    lag = lag_features(project_km(ds.coords), y_log, split.train, s["lag_k"],
+                       group_out_blocks(ds, cfg["split"]), s["lag_min_km"])
     return _standardise(lag, split.train)
 
 

@@ -146,7 +146,7 @@ def run_on(ds: RegionDataset, seed: int, out_dir: Path, cfg: dict[str, Any],
         **(extra or {}),
         "provenance": {
             "config_hash": config_hash(cfg),
-            "table_sha256": sha256_file(ds.table_path) if ds.table_path.is_file() else None,
+            "table_sha256": sha256_file(ds.table_path),
             "dataset_dir": str(ds.root),
             "device": str(device),
             "torch": torch.__version__,
