@@ -146,12 +146,43 @@ def time_layer(layer: torch.nn.Module, z: torch.Tensor, iters: int) -> float:
     return statistics.median(times)
 
 
+def layer_flops(batch: int, n_experts: int, d_in: int, d_hidden: int, d_out: int) -> int:
+    """Matmul FLOPs of one forward + backward of the expert layer, input without gradient.
+
+    Forward 2·B·E·(d_in·h + h·o); backward: dW2 and dH (2·B·E·h·o each) and dW1 (2·B·E·d_in·h).
+    Both implementations do exactly this work; elementwise ops are left out.
+    """
+    return 2 * batch * n_experts * (2 * d_in * d_hidden + 3 * d_hidden * d_out)
+
+
+def gemm_rate(device: torch.device, n: int = 2048, iters: int = 10) -> float:
+    """The machine's dense matmul rate (FLOP/s): median of ``iters`` n x n x n products.
+
+    The ceiling any expert layer can reach here: if the loop already runs at a fraction f of
+    it, no implementation of the same FLOPs can be more than 1/f times faster than the loop.
+    """
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    times = []
+    for i in range(iters + 2):
+        _sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        if i >= 2:
+            times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=100, help="epochs per training run")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0, ...")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--layer-iters", type=int, default=100, help="timed layer fwd+bwd passes")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, BATCH, 256, N_TRAIN],
+                        help="batch sizes for the expert layer alone")
+    parser.add_argument("--layer-only", action="store_true",
+                        help="skip the full-model training runs")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -172,6 +203,13 @@ def main() -> None:
         f"per branch, {args.epochs} epochs"
     )
 
+    if not args.layer_only:
+        train_both(args)
+    layer_alone(args)
+
+
+def train_both(args: argparse.Namespace) -> None:
+    """The full SH-size model trained with each expert implementation, in its own process."""
     results = {
         impl: run_isolated(impl, args.epochs, args.device, args.threads)
         for impl in ("stacked", "loop")
@@ -198,22 +236,34 @@ def main() -> None:
         f"   full {args.epochs}-epoch run: x{lp['total_s'] / s['total_s']:.2f}"
     )
 
+
+def layer_alone(args: argparse.Namespace) -> None:
+    """The expert layer alone, stacked vs loop, beside the machine's dense matmul ceiling."""
     print("\n== expert layer alone: 34 experts, d_in 533 -> 128 -> 96, forward + backward")
     device = torch.device(args.device)
     torch.manual_seed(0)
     d_in = D_E + D_R + D_P
     stacked = StackedExperts(PAPER_LAYOUT.n_experts, d_in).to(device)
     loop = LoopExperts.from_stacked(stacked)
+    peak = gemm_rate(device)
+    print(f"dense matmul rate here (2048^3, median): {peak / 1e9:.1f} GFLOP/s")
     print(
-        f"{'batch':>6}{'stacked (ms)':>14}{'loop (ms)':>12}{'loop/stacked':>14}{'max |diff|':>12}"
+        f"{'batch':>6}{'stacked (ms)':>14}{'loop (ms)':>12}{'loop/stacked':>14}"
+        f"{'stacked GFLOP/s':>17}{'loop GFLOP/s':>14}{'ceiling':>9}{'max |diff|':>12}"
     )
-    for batch in (BATCH, N_TRAIN):
+    for batch in args.batches:
         z = torch.randn(batch, d_in, device=device)
         with torch.no_grad():
             diff = (stacked(z) - loop(z)).abs().max().item()
         ts = time_layer(stacked, z, args.layer_iters)
         tl = time_layer(loop, z, args.layer_iters)
-        print(f"{batch:>6}{ts * 1e3:>14.3f}{tl * 1e3:>12.3f}{tl / ts:>13.2f}x{diff:>12.2e}")
+        flops = layer_flops(batch, stacked.n_experts, d_in, stacked.d_hidden, stacked.d_out)
+        # ceiling: the loop/stacked ratio a layer running at the dense matmul rate would reach
+        print(
+            f"{batch:>6}{ts * 1e3:>14.3f}{tl * 1e3:>12.3f}{tl / ts:>13.2f}x"
+            f"{flops / ts / 1e9:>17.1f}{flops / tl / 1e9:>14.1f}{peak * tl / flops:>8.1f}x"
+            f"{diff:>12.2e}"
+        )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,21 @@ import yaml
 
 from urbanmoe.config import load_config
 from urbanmoe.data.synthetic import SynthSettings, generate_city
+
+# The suite runs in two pytest-xdist workers (`-n 2 --dist loadfile`, pyproject.toml): one
+# torch thread each, so that the two workers do not oversubscribe two cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
+# The longest files start first, so that the end-to-end workflow (about 4 minutes) runs beside
+# the rest of the suite instead of after it.
+LONGEST_FIRST = ("test_workflow.py", "test_dvc.py", "test_tracking.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the files of ``LONGEST_FIRST`` ahead (a stable sort keeps every other order)."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture(scope="session")

@@ -168,7 +168,7 @@ def test_notebook_end_to_end(runs: dict[float, Path], tmp_path: Path) -> None:
     papermill.execute_notebook(
         str(REPO / "notebooks/experts.ipynb"), str(tmp_path / "executed.ipynb"),
         parameters={"run_dir": str(runs[HIGH_EPS]), "out_dir": str(out), "tsne_seed": 0,
-                    "n_points": 6, "dataset_note": "toy data"},
+                    "n_points": 6, "tsne_iter": 250, "dataset_note": "toy data"},
         kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
     assert {p.name for p in out.iterdir()} >= {
         "figure4.png", "figure4.pdf", "figure5.png", "figure5.pdf", "figure5_weights.csv",
@@ -179,4 +179,5 @@ def test_notebook_end_to_end(runs: dict[float, Path], tmp_path: Path) -> None:
 def test_notebook_parameters_cell() -> None:
     params = notebook_parameters("experts.ipynb")
     assert params["out_dir"] == "paper_figures" and params["tsne_seed"] == 0
-    assert params["n_points"] == 150 and isinstance(params["dataset_note"], str)
+    assert params["n_points"] == 150 and params["tsne_iter"] == 1000
+    assert isinstance(params["dataset_note"], str)

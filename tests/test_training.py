@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +78,20 @@ def test_same_seed_same_numbers(tmp_path: Path, synth_sh: Path) -> None:
     pa = pd.read_parquet(tmp_path / "a/predictions.parquet")
     pb = pd.read_parquet(tmp_path / "b/predictions.parquet")
     pd.testing.assert_frame_equal(pa, pb)
+
+
+def test_seeding_turns_deterministic_algorithms_on() -> None:
+    """In a fresh process, where seeding sets the flag without importing torch._inductor."""
+    code = (
+        "import sys, torch\n"
+        "from urbanmoe.training.seeding import seed_everything\n"
+        "seed_everything(0)\n"
+        "assert torch.are_deterministic_algorithms_enabled()\n"
+        "assert torch.is_deterministic_algorithms_warn_only_enabled()\n"
+        "assert 'torch._inductor' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_missing_targets_are_excluded_not_imputed(tmp_path: Path, toy_table) -> None:

@@ -64,6 +64,7 @@ rule experts:
     params:
         tsne_seed=EXP["tsne_seed"],
         points=EXP["tsne_points"],
+        tsne_iter=EXP["tsne_iter"],
         note=data_note,
     threads: 1
     resources:
@@ -72,7 +73,7 @@ rule experts:
     shell:
         "papermill {input.notebook} {output.notebook} -k python3 -p run_dir {input.run}"
         " -p out_dir paper_figures -p tsne_seed {params.tsne_seed}"
-        " -p n_points {params.points} -p dataset_note '{params.note}' > {log} 2>&1"
+        " -p n_points {params.points} -p tsne_iter {params.tsne_iter} -p dataset_note '{params.note}' > {log} 2>&1"
 
 
 rule dataset_stats:

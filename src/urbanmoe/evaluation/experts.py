@@ -143,8 +143,10 @@ def subsample(n: int, n_points: int, seed: int) -> np.ndarray:
 
 
 def tsne_embed(x: np.ndarray, seed: int, perplexity: float | None = None,
-               threads: int | None = 1) -> np.ndarray:
+               threads: int | None = 1, max_iter: int = 1000) -> np.ndarray:
     """2-D t-SNE of ``x`` (N, d); perplexity min(30, (N - 1) / 3) unless given.
+
+    ``max_iter`` (>= 250, scikit-learn's default 1000) counts the 250 early-exaggeration steps.
 
     ``threads`` caps the OpenMP/BLAS threads (None: the library default).  One thread is the
     default: on a busy machine the Barnes-Hut gradient's threads oversubscribe the cores and
@@ -155,22 +157,22 @@ def tsne_embed(x: np.ndarray, seed: int, perplexity: float | None = None,
 
     p = perplexity if perplexity is not None else min(30.0, max(1.0, (len(x) - 1) / 3))
     tsne = TSNE(n_components=2, perplexity=p, random_state=seed, init="pca",
-                learning_rate="auto")
+                learning_rate="auto", max_iter=max_iter)
     with threadpool_limits(threads):
         return tsne.fit_transform(np.asarray(x, dtype=np.float64))
 
 
 def expert_tsne(r: Routing, n_points: int = 150, seed: int = 0,
-                threads: int | None = 1) -> pd.DataFrame:
+                threads: int | None = 1, max_iter: int = 1000) -> pd.DataFrame:
     """Figure 4's data: t-SNE coordinates per (task, branch) panel.
 
     A panel embeds, for the same ``n_points`` test regions (``subsample(n, n_points, seed)``),
     the outputs E_m(z) of every expert task τ may use and its fused output ũ_τ, all
-    o-dimensional, embedded raw (one t-SNE per panel, ``random_state=seed``, ``threads`` as in
-    :func:`tsne_embed`).  Expert outputs are layer-normed (Eq. 2, default ``output_norm``);
-    ũ_τ is their G̃-weighted sum with Σ G̃ <= 1, so fused points sit inside the experts' spread.
-    Columns: task, branch, category, expert (pool index, -1 for fused), region (test-split
-    row), x, y.
+    o-dimensional, embedded raw (one t-SNE per panel, ``random_state=seed``, ``threads`` and
+    ``max_iter`` as in :func:`tsne_embed`).  Expert outputs are layer-normed (Eq. 2, default
+    ``output_norm``); ũ_τ is their G̃-weighted sum with Σ G̃ <= 1, so fused points sit inside
+    the experts' spread.  Columns: task, branch, category, expert (pool index, -1 for fused),
+    region (test-split row), x, y.
     """
     idx = subsample(r.n_test, n_points, seed)
     frames = []
@@ -182,7 +184,7 @@ def expert_tsne(r: Routing, n_points: int = 150, seed: int = 0,
                 raise ValueError(f"fused width {fused.shape[-1]} != expert width {out.shape[-1]}")
             x = np.concatenate([out[:, experts, :].transpose(1, 0, 2).reshape(-1, out.shape[-1]),
                                 fused])  # (M·k + k, o), expert-major
-            xy = tsne_embed(x, seed, threads=threads)
+            xy = tsne_embed(x, seed, threads=threads, max_iter=max_iter)
             frames.append(pd.DataFrame({
                 "task": task, "branch": b,
                 "category": [r.kinds[m] for m in experts for _ in idx] + ["fused"] * len(idx),
@@ -223,8 +225,9 @@ def figure4(points: pd.DataFrame, r: Routing, note: str = "") -> Figure:
 
 
 def write_figure4(r: Routing, out_dir: Path | str, n_points: int = 150, seed: int = 0,
-                  note: str = "", threads: int | None = 1) -> pd.DataFrame:
+                  note: str = "", threads: int | None = 1,
+                  max_iter: int = 1000) -> pd.DataFrame:
     """Figure 4 as ``out_dir/figure4.{png,pdf}``; returns the t-SNE coordinates."""
-    points = expert_tsne(r, n_points, seed, threads)
+    points = expert_tsne(r, n_points, seed, threads, max_iter)
     save_figure(figure4(points, r, note), Path(out_dir) / "figure4")
     return points

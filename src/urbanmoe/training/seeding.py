@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 
 import numpy as np
 import torch
@@ -13,12 +14,27 @@ def seed_everything(seed: int, threads: int = 0) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed % (2**32))  # noqa: NPY002  (legacy global state some libraries read)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    _deterministic_algorithms()
     if threads > 0:
         torch.set_num_threads(threads)
     gen = torch.Generator()
     gen.manual_seed(seed)
     return gen
+
+
+def _deterministic_algorithms() -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)``, minus a 3 s import.
+
+    The public call also sets ``torch._inductor.config.deterministic``, and importing that
+    module pulls in TorchDynamo: about 3 s of every training process on 2 cores. This project
+    never compiles with inductor, so when inductor is not loaded only the global flag is set;
+    when it is, the public call runs as usual.
+    """
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None or "torch._inductor" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        setter(True, warn_only=True)
 
 
 def resolve_device(name: str) -> torch.device:
