@@ -80,15 +80,18 @@ def test_same_seed_same_numbers(tmp_path: Path, synth_sh: Path) -> None:
     pd.testing.assert_frame_equal(pa, pb)
 
 
-def test_seeding_turns_deterministic_algorithms_on() -> None:
-    """In a fresh process, where seeding sets the flag without importing torch._inductor."""
+def test_seeding_turns_deterministic_algorithms_on_and_training_imports_stay_light() -> None:
+    """In a fresh process: seeding sets the flag without importing torch._inductor, and the
+    training entry points do not load scikit-learn (each workflow job would pay ~2 s)."""
     code = (
         "import sys, torch\n"
+        "import urbanmoe.commands, urbanmoe.training.run\n"
         "from urbanmoe.training.seeding import seed_everything\n"
         "seed_everything(0)\n"
         "assert torch.are_deterministic_algorithms_enabled()\n"
         "assert torch.is_deterministic_algorithms_warn_only_enabled()\n"
         "assert 'torch._inductor' not in sys.modules\n"
+        "assert 'sklearn' not in sys.modules\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

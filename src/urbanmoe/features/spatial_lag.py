@@ -25,7 +25,6 @@ Only ``y_log[train]`` is ever read: validation and test labels cannot change the
 from __future__ import annotations
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
 
 TRANSDUCTIVE_NOTE = "transductive: uses labels of nearby training regions"
 
@@ -41,6 +40,9 @@ def neighbours(xy: np.ndarray, candidates: np.ndarray, groups: np.ndarray | None
                 k: int) -> tuple[np.ndarray, np.ndarray]:
     """(N, k) candidate rows and distances: the k nearest of ``candidates`` to every region,
     never the region itself nor (with ``groups``) a region of its own group."""
+    # sklearn loads here, not at import: ~2 s saved in runs that never use it
+    from sklearn.neighbors import NearestNeighbors
+
     n_excluded = 1
     if groups is not None:
         n_excluded = int(np.bincount(groups[candidates]).max())

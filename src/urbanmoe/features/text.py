@@ -9,9 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
 
 from urbanmoe.data.table import DataError, RegionDataset
 from urbanmoe.features.base import register
@@ -30,6 +27,11 @@ class TfidfTextEncoder:
         return {"encoder": "tfidf", "dim": self.dim, "seed": self.seed, "version": 1}
 
     def encode(self, ds: RegionDataset, progress: bool = True) -> np.ndarray:
+        # sklearn loads here, not at import: ~2 s saved in runs that read cached features
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.preprocessing import normalize
+
         texts = ds.texts
         if texts is None:
             raise DataError(f"{ds.table_path}: column 'text': missing; no text modality")

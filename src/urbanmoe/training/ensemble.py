@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LinearRegression
 
 WEIGHT_GRID = np.round(np.linspace(1.0, 0.0, 21), 2)  # model weight, most model first
 
@@ -40,6 +39,9 @@ def choose_combination(kind: str, model_val: np.ndarray, knn_val: np.ndarray,
             w = float(WEIGHT_GRID[int(np.argmin(mse))])
             out.append({"model": w, "knn": round(1.0 - w, 2), "bias": 0.0})
         elif kind == "stack":
+            # sklearn loads here, not at import: ~2 s saved in runs that never use it
+            from sklearn.linear_model import LinearRegression
+
             lr = LinearRegression().fit(np.stack([m, k], axis=1), y)
             out.append({"model": float(lr.coef_[0]), "knn": float(lr.coef_[1]),
                         "bias": float(lr.intercept_)})

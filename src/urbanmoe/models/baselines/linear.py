@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import Ridge
 
 from urbanmoe.training.prepare import Prepared
 
@@ -56,6 +55,9 @@ def fit_predict_ridge(prep: Prepared, b: dict[str, Any], seed: int
     Ridge is exact, so ``b`` and ``seed`` are unused. A task without observed validation rows
     keeps the first alpha that ties (the smallest).
     """
+    # sklearn loads here, not at import: ~2 s saved in runs that never use it
+    from sklearn.linear_model import Ridge
+
     x = design_matrix(prep)
     y = prep.data.y.numpy()
     te = prep.split.test

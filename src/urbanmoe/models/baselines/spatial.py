@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.neighbors import KNeighborsRegressor
 
 from urbanmoe.features.spatial_lag import neighbours
 from urbanmoe.models.baselines.linear import task_rows
@@ -63,8 +62,7 @@ def fit_predict_knn(prep: Prepared, b: dict[str, Any], seed: int
         k_task = min(k, len(rows_tr))
         if k_task != k:
             chosen[f"k_{task}"] = k_task
-        model = KNeighborsRegressor(n_neighbors=k_task, weights="uniform")
-        pred[:, j] = model.fit(xy[rows_tr], y[rows_tr, j]).predict(xy[te])
+        pred[:, j] = _knn(xy, y[:, j], rows_tr, k_task, "uniform", te)
         n_params += 3 * len(rows_tr)
     return pred, n_params, chosen
 
@@ -75,6 +73,9 @@ WEIGHTINGS = ("uniform", "distance")
 def _knn(xy: np.ndarray, y: np.ndarray, rows_tr: np.ndarray, k: int, weights: str,
          query: np.ndarray) -> np.ndarray:
     """kNN regression of ``y[rows_tr]`` at the ``query`` rows."""
+    # sklearn loads here, not at import: ~2 s saved in runs that never use it
+    from sklearn.neighbors import KNeighborsRegressor
+
     model = KNeighborsRegressor(n_neighbors=min(k, len(rows_tr)), weights=weights)
     return model.fit(xy[rows_tr], y[rows_tr]).predict(xy[query])
 
