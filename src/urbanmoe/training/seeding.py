@@ -26,7 +26,8 @@ def _deterministic_algorithms() -> None:
     """``torch.use_deterministic_algorithms(True, warn_only=True)``, minus a 3 s import.
 
     The public call also sets ``torch._inductor.config.deterministic``, and importing that
-    module pulls in TorchDynamo: about 3 s of every training process on 2 cores. This project
+    module pulls in TorchDynamo: about 3 s on 2 cores, which a closed-form run (ridge, kNN,
+    LightGBM...) need not pay; a torch optimizer imports TorchDynamo anyway. This project
     never compiles with inductor, so when inductor is not loaded only the global flag is set;
     when it is, the public call runs as usual.
     """
