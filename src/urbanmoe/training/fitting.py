@@ -146,9 +146,9 @@ def on_knn_residuals(spec: ModelSpec, prep: Prepared, cfg: dict[str, Any], seed:
     out.pred_std = out.pred_std + base[prep.split.test]
     if out.val_pred_std is not None:
         out.val_pred_std = out.val_pred_std + base[prep.split.val]
-    shown = ", ".join(f"{t} k={k} {w}" for t, (k, w) in zip(prep.tasks, choices, strict=True))
-    out.chosen.update({f"knn_{t}": f"k={k}, {w}" for t, (k, w) in zip(prep.tasks, choices,
-                                                                      strict=True)})
+    per_task = list(zip(prep.tasks, choices, strict=True))
+    shown = ", ".join(f"{t} k={k} {w}" for t, (k, w) in per_task)
+    out.chosen.update({f"knn_{t}": f"k={k}, {w}" for t, (k, w) in per_task})
     out.notes.append(f"model of the residuals of the tuned kNN ({shown})")
     return out
 
