@@ -129,3 +129,50 @@ def notebook_parameters(name: str) -> dict:
     params: dict = {}
     exec("".join(code[0]["source"]), params)  # our own notebook's literals
     return params
+
+
+def run_tiny_workflow(work: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run the tiny configuration (.test/config) end to end in ``work`` with this
+    interpreter's Snakemake; return its output (the run must succeed)."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    bin_dir = Path(sys.executable).parent
+    if not (work / "config").exists():
+        shutil.copytree(root / ".test/config", work / "config")
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **(env or {})}
+    cmd = [str(bin_dir / "snakemake"), "-s", str(root / "Snakefile"), "-d", str(work), *args]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
+    return done.stdout + done.stderr
+
+
+# columns of Table 2 and the run summary that measure the machine, not the model
+MEASURED = r"mem|time|seconds|dataset_dir"
+
+
+def same_outputs(ours: Path, reference: Path) -> None:
+    """The tiny workflow's outputs in ``ours`` equal those in ``reference``: every artifact of
+    paper_figures/ is there, and Table 2 and the run summary hold the same numbers (to the last
+    digit) in every column but the measured time, memory and the dataset's path."""
+    names = sorted(p.relative_to(reference).as_posix()
+                   for p in (reference / "paper_figures").rglob("*") if p.is_file())
+    missing = [n for n in names if not (ours / n).is_file()]
+    assert not missing, f"missing in {ours}: {missing}"
+    for name in ("paper_figures/table2.csv", "results/summary.csv"):
+        mine, theirs = (pd.read_csv(d / name, dtype=str, keep_default_na=False)
+                        for d in (ours, reference))
+        keep = [c for c in theirs.columns if not pd.Series([c]).str.contains(MEASURED).any()]
+        assert list(mine.columns) == list(theirs.columns), name
+        pd.testing.assert_frame_equal(mine[keep], theirs[keep], obj=name)
+
+
+@pytest.fixture(scope="session")
+def tiny_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny workflow run here, outside any container or scheduler (for the opt-in
+    container and cluster tests to compare against)."""
+    work = tmp_path_factory.mktemp("tiny-reference")
+    run_tiny_workflow(work, "--cores", "2")
+    return work
