@@ -58,4 +58,8 @@ def test_profiles_for_apptainer_gpu_and_slurm() -> None:
     assert load("apptainer")["software-deployment-method"] == "apptainer"
     assert "--nv" in load("gpu")["apptainer-args"]
     slurm = load("slurm")
-    assert slurm["executor"] == "slurm" and "train" in slurm["set-resources"]
+    assert slurm["executor"] == "slurm" and slurm["default-resources"]["slurm_partition"]
+    # jobs run where snakemake runs (add --sdm apptainer for the image); a crash is recoverable
+    assert "software-deployment-method" not in slurm
+    for name in ("apptainer", "gpu", "slurm"):
+        assert load(name)["rerun-incomplete"] is True and load(name)["retries"] >= 1
