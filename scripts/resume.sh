@@ -13,6 +13,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$PWD
 if [ "${1:-}" = "-d" ]; then work=$2; shift 2; fi
+[ -d "$work" ] || { echo "resume: $work: no such folder" >&2; exit 1; }
 work=$(cd "$work" && pwd -P)
 snakemake=$(command -v snakemake || echo "$root/.venv/bin/snakemake")
 snakefile=$root/Snakefile
