@@ -24,6 +24,6 @@ chown -R 1000:1000 "$out/tree" "$out/work"
 
 start=$SECONDS
 "$engine" run --rm --network none --user 1000:1000 \
-  --volume "$out:/data" --workdir /data/work "$image" \
+  --volume "$out/tree:/data/tree" --volume "$out/work:/data/work" --workdir /data/work "$image" \
   snakemake -s /data/tree/Snakefile -d /data/work --cores "${CORES:-2}" "$@"
 echo "image-workflow: the tiny workflow ran in $image in $((SECONDS - start)) s"

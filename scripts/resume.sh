@@ -3,7 +3,8 @@
 #   scripts/resume.sh [-d WORKDIR] [snakemake arguments...]       (make resume CORES=N)
 # 1. refuses if a Snakemake is still running in WORKDIR (it would be unlocked under its feet);
 # 2. stops the jobs the killed Snakemake left running in WORKDIR (urbanmoe and papermill
-#    processes whose working directory is WORKDIR), so that none writes an output after the
+#    processes whose working directory is WORKDIR, and where SLURM answers, the user's queued or
+#    running jobs whose working directory is WORKDIR), so that none writes an output after the
 #    rerun has made it again;
 # 3. removes the stale lock (snakemake --unlock) and reruns with --rerun-incomplete, which
 #    remakes the outputs of the jobs that were cut short and everything after them.
@@ -32,7 +33,15 @@ for p in $(pgrep -f 'snakemake' || true); do
   esac
 done
 
-# 2. the jobs it left behind
+# 2. the jobs it left behind: its SLURM jobs (the submitting user's, working in WORKDIR) ...
+if command -v squeue >/dev/null && squeue -h >/dev/null 2>&1; then
+  jobs=$(squeue -h -u "$(id -un)" -o '%i %Z' | awk -v w="$work" '$2 == w {print $1}')
+  if [ -n "$jobs" ]; then
+    echo "resume: cancelling the SLURM jobs left by the killed run: $(echo $jobs)"
+    scancel $jobs
+  fi
+fi
+# ... and its local job processes
 left=()
 for p in $(pgrep -f 'urbanmoe|papermill' || true); do
   [ "$p" = "$$" ] && continue

@@ -60,7 +60,9 @@ def test_tiny_workflow_through_slurm_matches_the_local_run(
     planned = _planned(work)
     assert planned, "the dry run planned no job"
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    start = time.monotonic()
     run_tiny_workflow(work, "--profile", str(ROOT / "profiles/slurm"))
+    print(f"\nthe tiny workflow through SLURM: {time.monotonic() - start:.0f} s")
 
     rows = subprocess.run(["sacct", "-X", "-P", "-n", "-S", since, f"--format={SACCT}"],
                           capture_output=True, text=True, check=True).stdout.splitlines()

@@ -37,4 +37,5 @@ def test_tiny_workflow_in_the_image_matches_the_run_outside(
         tmp_path: Path, tiny_reference: Path) -> None:
     done = _script("image-workflow.sh", str(tmp_path))
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
+    print("\n" + done.stdout.strip().splitlines()[-1])  # the wall time
     same_outputs(tmp_path / "work", tiny_reference)
