@@ -39,8 +39,10 @@ def test_every_verb_has_help(verb: str) -> None:
 
 def test_container_image_is_pinned_non_root_and_named_by_the_workflow() -> None:
     docker = (ROOT / "Dockerfile").read_text()
-    base = next(line.split()[1] for line in docker.splitlines() if line.startswith("FROM "))
+    base = next(line.split("=", 1)[1] for line in docker.splitlines()
+                if line.startswith("ARG BASE_IMAGE="))  # the default base; FROM ${BASE_IMAGE}
     assert ":" in base and not base.endswith(":latest")
+    assert "FROM ${BASE_IMAGE}" in docker
     users = [line.split()[1] for line in docker.splitlines() if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
     assert "pip install" in docker and "COPY src" in docker
