@@ -12,7 +12,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/.cache/gpu_check}
-py=${PYTHON:-$( [ -x "$root/.venv/bin/python" ] && echo "$root/.venv/bin/python" || command -v python3)}
+py=${PYTHON:-}
+if [ -z "$py" ]; then
+  if [ -x "$root/.venv/bin/python" ]; then py=$root/.venv/bin/python; else py=$(command -v python3); fi
+fi
 if ! "$py" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   echo "gpu_check: no CUDA device ($py: torch.cuda.is_available() is False or torch is missing)" >&2
   exit 1

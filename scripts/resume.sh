@@ -27,7 +27,7 @@ for p in $(pgrep -f 'snakemake' || true); do
   [ "$p" = "$$" ] && continue
   cwd_is_work "$p" || continue
   case " $(cmdline "$p")" in
-    *"/snakemake "*|*" snakemake "*|*"-m snakemake "*)
+    *"/snakemake "*|*" snakemake "*)  # bin/snakemake, or python -m snakemake
       echo "resume: Snakemake (pid $p) is still running in $work; stop it first or let it finish" >&2
       exit 1 ;;
   esac
@@ -35,10 +35,10 @@ done
 
 # 2. the jobs it left behind: its SLURM jobs (the submitting user's, working in WORKDIR) ...
 if command -v squeue >/dev/null && squeue -h >/dev/null 2>&1; then
-  jobs=$(squeue -h -u "$(id -un)" -o '%i %Z' | awk -v w="$work" '$2 == w {print $1}')
-  if [ -n "$jobs" ]; then
-    echo "resume: cancelling the SLURM jobs left by the killed run: $(echo $jobs)"
-    scancel $jobs
+  mapfile -t jobs < <(squeue -h -u "$(id -un)" -o '%i %Z' | awk -v w="$work" '$2 == w {print $1}')
+  if [ ${#jobs[@]} -gt 0 ]; then
+    echo "resume: cancelling the SLURM jobs left by the killed run: ${jobs[*]}"
+    scancel "${jobs[@]}"
   fi
 fi
 # ... and its local job processes
