@@ -62,7 +62,12 @@ build() {
   fi
   echo "image: $engine build -t $image ${flags[*]} $root"
   local start=$SECONDS
-  "$engine" build -t "$image" "${flags[@]}" "$root"
+  if ! "$engine" build -t "$image" "${flags[@]}" "$root"; then
+    [ -z "${IMAGE_BASE:-}" ] && echo "image: the build failed; where the base image cannot be" \
+      "pulled (no registry), make image-base, then IMAGE_BASE=localhost/python-bookworm:3.11" \
+      "make image" >&2
+    exit 1
+  fi
   echo "image: built $image in $((SECONDS - start)) s"
   "$engine" image inspect "$image" --format '{{.Size}}' |
     awk -v i="$image" '{printf "image: %s is %.2f GB\n", i, $1 / 1e9}'
