@@ -7,17 +7,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import yaml
 
+if TYPE_CHECKING:
+    from urbanmoe.data.groups import FeatureGroup
+
 ID = "region_id"
 POI_PREFIX = "poi_"
 TRANSFORMS = ("log1p", "none")
-_DATASET_KEYS = {"name", "city", "table", "targets", "embeddings", "bbox", "noise_ceiling",
-                 "source"}
+_DATASET_KEYS = {"name", "city", "table", "targets", "embeddings", "feature_groups", "bbox",
+                 "noise_ceiling", "source"}
 _TARGET_KEYS = {"transform", "unit"}
 
 
@@ -35,6 +38,8 @@ class RegionDataset:
     tasks: list[str]
     transforms: dict[str, str]
     meta: dict[str, Any] = field(default_factory=dict)
+    # tabular feature groups by name (data/groups.py); ``pois`` holds the poi_ columns
+    feature_groups: dict[str, FeatureGroup] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -237,6 +242,10 @@ def load_dataset(root: Path) -> RegionDataset:
     _check_coords(df, path)
     _check_pois(df, path)
     _check_images(df, root, path)
+    from urbanmoe.data.groups import check_group_values, parse_groups  # (imports this module)
+
+    groups = parse_groups(meta.get("feature_groups"), df, root / "dataset.yaml", POI_PREFIX)
+    check_group_values(df, groups, path)
     ds = RegionDataset(
         root=root,
         name=str(meta["name"]),
@@ -244,6 +253,7 @@ def load_dataset(root: Path) -> RegionDataset:
         tasks=list(meta["targets"]),
         transforms={k: v["transform"] for k, v in meta["targets"].items()},
         meta=meta,
+        feature_groups=groups,
     )
     for modality in meta.get("embeddings") or {}:
         ds.embedding(modality)  # validate ids and values now, not mid-training

@@ -68,17 +68,19 @@ def build_encoder(modality: str, settings: dict[str, Any]) -> Encoder:
 def encoder_settings(features: Mapping[str, Any], modality: str) -> dict[str, Any]:
     """``features.<modality>``, with ``features.remoteclip`` attached when it selects RemoteCLIP
     (one checkpoint serves both the image and the text encoder)."""
-    out = dict(features[modality])
+    # only raw images and texts are encoded; feature groups and embeddings need no settings
+    out = dict(features[modality]) if modality in MODALITIES else {}
     if out.get("encoder") == "remoteclip":
         out["remoteclip"] = dict(features.get("remoteclip") or {})
     return out
 
 
 def has_modality(ds: RegionDataset, modality: str) -> bool:
-    """Whether the dataset carries this modality (raw or precomputed)."""
-    if (ds.meta.get("embeddings") or {}).get(modality):
+    """Whether the dataset carries this modality: precomputed embeddings, a tabular feature
+    group (``data/groups.py``), or raw images or texts."""
+    if (ds.meta.get("embeddings") or {}).get(modality) or modality in ds.feature_groups:
         return True
-    return {"image": ds.image_paths, "text": ds.texts}[modality] is not None
+    return {"image": ds.image_paths, "text": ds.texts}.get(modality) is not None
 
 
 def write_embeddings(path: Path, ids: np.ndarray, features: np.ndarray) -> None:
@@ -103,13 +105,16 @@ def modality_features(
     cache_dir: Path | None,
     progress: bool = True,
 ) -> np.ndarray | None:
-    """Features of one modality: precomputed if the dataset ships them, else encoded (cached).
+    """Features of one modality: precomputed if the dataset ships them, the transformed columns
+    of a tabular feature group, else encoded (cached).
 
     Returns None when the dataset has no such modality.
     """
     shipped = ds.embedding(modality)
     if shipped is not None:
         return shipped
+    if modality in ds.feature_groups:
+        return ds.feature_groups[modality].matrix(ds.table)
     if not has_modality(ds, modality):
         return None
     return _encode_cached(ds, build_encoder(modality, settings), cache_dir, progress)[0]

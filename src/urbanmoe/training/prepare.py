@@ -102,8 +102,12 @@ def prepare(
     if not branch_dims:
         raise ValueError(f"{ds.root}: none of the configured branches "
                          f"{cfg['model']['branches']} has data "
-                         "(needs image_path, text or embeddings)")
-    poi = poi_vector(ds) if cfg["model"]["use_poi"] else None
+                         "(needs image_path, text, embeddings or a feature group)")
+    # p (Section 2.3.2) joins z, unless the POI counts are (part of) a branch of their own
+    in_branch = {c for b in branch_dims if b in ds.feature_groups
+                 for c in ds.feature_groups[b].columns}
+    use_poi = cfg["model"]["use_poi"] and not in_branch.intersection(ds.poi_columns)
+    poi = poi_vector(ds) if use_poi else None
     if poi is not None:
         inputs["poi"] = torch.from_numpy(_standardise(poi, split.train))
     inputs["region_index"] = torch.arange(len(ds), dtype=torch.long)

@@ -60,7 +60,7 @@ def city_part(ds: RegionDataset, part: str) -> RegionDataset:
     keep = values < median if part in ("west", "south") else values >= median
     table = ds.table.loc[keep].reset_index(drop=True)
     return RegionDataset(ds.root, f"{ds.name}-{part}", table, ds.tasks, ds.transforms,
-                         dict(ds.meta))
+                         dict(ds.meta), dict(ds.feature_groups))
 
 
 def _absolute_images(ds: RegionDataset) -> pd.Series:
