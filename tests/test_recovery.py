@@ -8,23 +8,19 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+from conftest import snakemake_call
+
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 TARGET = "results/runs/DC/random/urbanmoe/seed1"
 JOB_LOG = "logs/train/runs/DC/random/urbanmoe.log"
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-
-
 def _snakemake(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(work), *args]
-    return subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    cmd, env = snakemake_call(work, *args)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True)
 
 
 def _job_processes(work: Path) -> list[int]:
@@ -46,10 +42,8 @@ def _job_processes(work: Path) -> list[int]:
 def test_kill_9_mid_run_recovers_with_one_command(tmp_path: Path) -> None:
     work = tmp_path.resolve()
     shutil.copytree(ROOT / ".test/config", work / "config")
-    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(work),
-           "--cores", "1", TARGET]
-    run = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+    cmd, env = snakemake_call(work, "--cores", "1", TARGET)
+    run = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while not _job_processes(work):  # the training job has started
         assert run.poll() is None, "snakemake ended before its training job started"
@@ -63,7 +57,7 @@ def test_kill_9_mid_run_recovers_with_one_command(tmp_path: Path) -> None:
     assert plain.returncode != 0 and "locked" in plain.stdout + plain.stderr
 
     done = subprocess.run([str(ROOT / "scripts/resume.sh"), "-d", str(work), "--cores", "1",
-                           TARGET], env=_env(), capture_output=True, text=True)
+                           TARGET], env=snakemake_call(work)[1], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert not _job_processes(work)
     assert (work / TARGET / "metrics.json").is_file()
@@ -83,7 +77,7 @@ def test_resume_refuses_while_snakemake_still_runs(tmp_path: Path) -> None:
     live = subprocess.Popen(["/bin/bash", "-c", f"exec -a '{fake} --cores 1' sleep 30"], cwd=work)
     try:
         done = subprocess.run([str(ROOT / "scripts/resume.sh"), "-d", str(work), "--cores", "1"],
-                              env=_env(), capture_output=True, text=True)
+                              env=snakemake_call(work)[1], capture_output=True, text=True)
     finally:
         live.kill()
         live.wait()

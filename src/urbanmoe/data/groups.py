@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from urbanmoe.data.table import ID, DataError
+from urbanmoe.data.table import ID, POI_PREFIX, DataError
 
 GROUP_KEYS = {"prefix", "columns", "transform"}
 GROUP_TRANSFORMS = ("log1p", "share", "none")
@@ -53,8 +53,7 @@ class FeatureGroup:
         return x.astype(np.float32)
 
 
-def parse_groups(spec: Any, table: pd.DataFrame, path: Path, poi_prefix: str
-                 ) -> dict[str, FeatureGroup]:
+def parse_groups(spec: Any, table: pd.DataFrame, path: Path) -> dict[str, FeatureGroup]:
     """The groups of ``dataset.yaml: feature_groups`` (``path`` names the file in errors),
     checked against the table, plus the implicit ``pois`` group of the ``poi_`` columns."""
     spec = spec or {}
@@ -88,7 +87,7 @@ def parse_groups(spec: Any, table: pd.DataFrame, path: Path, poi_prefix: str
                 raise DataError(f"{where}.columns: {missing[0] if missing else columns!r} "
                                 "is not a column of the table")
         groups[name] = FeatureGroup(name, tuple(columns), transform)
-    pois = tuple(c for c in table.columns if c.startswith(poi_prefix))
+    pois = tuple(c for c in table.columns if c.startswith(POI_PREFIX))
     if pois and POI_GROUP not in groups:
         groups[POI_GROUP] = FeatureGroup(POI_GROUP, pois, "log1p")
     return groups
@@ -99,10 +98,10 @@ def check_group_values(table: pd.DataFrame, groups: dict[str, FeatureGroup],
     """Every value of a group is a finite number, and >= 0 under ``log1p`` and ``share``."""
     for group in groups.values():
         for col in group.columns:
-            values = pd.to_numeric(table[col], errors="coerce")
-            bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
+            values = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=np.float64)
+            bad = ~np.isfinite(values)
             if group.transform != "none":
-                bad |= values.to_numpy(dtype=np.float64) < 0
+                bad |= values < 0
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 value = table[col].iloc[i]

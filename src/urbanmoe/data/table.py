@@ -244,7 +244,7 @@ def load_dataset(root: Path) -> RegionDataset:
     _check_images(df, root, path)
     from urbanmoe.data.groups import check_group_values, parse_groups  # (imports this module)
 
-    groups = parse_groups(meta.get("feature_groups"), df, root / "dataset.yaml", POI_PREFIX)
+    groups = parse_groups(meta.get("feature_groups"), df, root / "dataset.yaml")
     check_group_values(df, groups, path)
     ds = RegionDataset(
         root=root,
