@@ -185,3 +185,36 @@ def tiny_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("tiny-reference")
     run_tiny_workflow(work, "--cores", "2")
     return work
+
+
+GROUPS = {"landuse": {"prefix": "landuse_", "transform": "share"},
+          "mobility": {"columns": ["flow_in", "flow_out"]}}
+
+
+def tabular_city(root: Path, n: int = 180, seed: int = 0, coords: bool = False) -> Path:
+    """A city shaped like many users': region_id, three targets, 40 POI counts, five land-use
+    areas and two mobility flows; no lat/lon, no text, no image. The targets follow the
+    tables (plus noise), so a model that reads them can beat the mean. ``coords`` adds lat/lon
+    on a regular grid."""
+    rng = np.random.default_rng(seed)
+    pois = rng.poisson(rng.gamma(1.5, 4.0, (n, 1)) * rng.gamma(1.0, 1.0, (1, 40)))
+    landuse = rng.gamma(1.0, 1.0, (n, 5)) * rng.uniform(0.5, 2.0, (n, 1))
+    flows = rng.gamma(2.0, 100.0, (n, 2))
+    activity = np.log1p(pois.sum(1)) + 0.5 * np.log1p(flows[:, 0])
+    table = pd.DataFrame({"region_id": [f"c{i:03d}" for i in range(n)]})
+    if coords:
+        side = int(np.ceil(np.sqrt(n)))
+        table["lat"] = 41.0 + 0.01 * (np.arange(n) // side)
+        table["lon"] = -87.7 + 0.01 * (np.arange(n) % side)
+    table["carbon"] = np.expm1(activity + 1.5 * landuse[:, 0] / landuse.sum(1)
+                               + rng.normal(0, 0.3, n))
+    table["population"] = np.expm1(0.8 * activity + rng.normal(0, 0.3, n))
+    table["light"] = np.expm1(0.3 * activity + rng.normal(0, 0.2, n))
+    for j in range(40):
+        table[f"poi_c{j:02d}"] = pois[:, j]
+    for j in range(5):
+        table[f"landuse_k{j}"] = landuse[:, j]
+    table["flow_in"], table["flow_out"] = flows[:, 0], flows[:, 1]
+    targets = {t: {"transform": "log1p"} for t in ("carbon", "population", "light")}
+    return write_dataset(root, table, {"name": "TAB", "targets": targets,
+                                       "feature_groups": GROUPS})

@@ -9,42 +9,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_dataset
+from conftest import GROUPS, tabular_city, write_dataset
 
 from urbanmoe.config import load_config
 from urbanmoe.data.table import DataError, load_dataset
 from urbanmoe.features.base import has_modality, modality_features
+from urbanmoe.features.plan import InputPlan, plan_inputs
 from urbanmoe.training.prepare import prepare
 from urbanmoe.training.run import train_run
 
-GROUPS = {"landuse": {"prefix": "landuse_", "transform": "share"},
-          "mobility": {"columns": ["flow_in", "flow_out"]}}
 FAST = ["train.max_epochs=30", "train.patience=5", "baselines.mlp_hidden=32"]
-
-
-def tabular_city(root: Path, n: int = 180, seed: int = 0) -> Path:
-    """A city shaped like many users': region_id, three targets, 40 POI counts, five land-use
-    areas and two mobility flows; no lat/lon, no text, no image. The targets follow the
-    tables (plus noise), so a model that reads them can beat the mean."""
-    rng = np.random.default_rng(seed)
-    pois = rng.poisson(rng.gamma(1.5, 4.0, (n, 1)) * rng.gamma(1.0, 1.0, (1, 40)))
-    landuse = rng.gamma(1.0, 1.0, (n, 5)) * rng.uniform(0.5, 2.0, (n, 1))
-    flows = rng.gamma(2.0, 100.0, (n, 2))
-    activity = np.log1p(pois.sum(1)) + 0.5 * np.log1p(flows[:, 0])
-    table = pd.DataFrame({"region_id": [f"c{i:03d}" for i in range(n)]})
-    table["carbon"] = np.expm1(activity + 1.5 * landuse[:, 0] / landuse.sum(1)
-                               + rng.normal(0, 0.3, n))
-    table["population"] = np.expm1(0.8 * activity + rng.normal(0, 0.3, n))
-    table["light"] = np.expm1(0.3 * activity + rng.normal(0, 0.2, n))
-    for j in range(40):
-        table[f"poi_c{j:02d}"] = pois[:, j]
-    for j in range(5):
-        table[f"landuse_k{j}"] = landuse[:, j]
-    table["flow_in"], table["flow_out"] = flows[:, 0], flows[:, 1]
-    targets = {t: {"transform": "log1p"} for t in ("carbon", "population", "light")}
-    return write_dataset(root, table, {"name": "TAB", "targets": targets,
-                                       "feature_groups": GROUPS})
-
 
 @pytest.fixture(scope="module")
 def city(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -75,12 +49,37 @@ def test_pois_as_a_branch_are_not_also_given_as_p(city: Path, tmp_path: Path) ->
     assert beside.n_poi == 40  # p of Section 2.3.2, appended to z
 
 
+def test_auto_inputs_follow_the_city(city: Path, tmp_path: Path) -> None:
+    ds = load_dataset(city)
+    m = load_config(None, [])["model"]
+    assert m["branches"] == "auto"
+    # no image or text: the POI counts form a branch; two flows are too few for one, they join z
+    assert plan_inputs(ds, m) == InputPlan(("landuse", "pois"), ("mobility",))
+    prep = prepare(ds, load_config(None, [f"features.cache_dir={tmp_path}"]), 0, None,
+                   progress=False)
+    assert prep.branch_dims == {"landuse": 5, "pois": 40} and prep.n_poi == 2
+    assert plan_inputs(ds, {**m, "context_max_columns": 1}).context == ()
+    listed = plan_inputs(ds, {**m, "branches": ["landuse"], "context": ["mobility"]})
+    assert listed == InputPlan(("landuse",), ("mobility",))
+    with pytest.raises(ValueError, match="'landuse' is also one of model.branches"):
+        plan_inputs(ds, {**m, "branches": ["landuse"], "context": ["landuse"]})
+    # the paper's set-up is the auto plan of a city with an image and a text
+    synth = pd.DataFrame({"region_id": ["a", "b"], "carbon": [1.0, 2.0], "text": ["x", "y"],
+                          "poi_food": [1, 2], "flow_in": [3.0, 4.0]})
+    root = write_dataset(tmp_path / "txt", synth, {
+        "name": "T", "targets": {"carbon": {}}, "embeddings": {"image": "emb.csv"},
+        "feature_groups": {"mobility": {"columns": ["flow_in"]}}})
+    (root / "emb.csv").write_text("region_id,e0\na,0.1\nb,0.2\n")
+    assert plan_inputs(load_dataset(root), m) == InputPlan(("image", "text"), ("mobility",))
+
+
 @pytest.mark.parametrize("name", ["urbanmoe", "ridge", "lightgbm", "mlp_mt", "urbanmoe_st", "mmoe",
                                   "ple"])
 def test_every_model_that_can_use_tables_runs_on_a_tabular_city(city: Path, tmp_path: Path,
                                                                name: str) -> None:
+    """With the default configuration: the inputs follow the city."""
     cfg = load_config(None, [f"features.cache_dir={tmp_path / 'cache'}", f"model.name={name}",
-                             "model.branches=[pois, landuse, mobility]", *FAST])
+                             *FAST])
     metrics = train_run(city, 0, tmp_path / "run", cfg, progress=False)
     assert "skipped" not in metrics
     assert metrics["log_scale"]["avg"]["r2"] > 0.2, metrics["log_scale"]["avg"]
@@ -89,8 +88,7 @@ def test_every_model_that_can_use_tables_runs_on_a_tabular_city(city: Path, tmp_
 @pytest.mark.parametrize("name", ["knn", "pca"])
 def test_models_that_need_coordinates_or_tiles_say_why(city: Path, tmp_path: Path,
                                                        name: str) -> None:
-    cfg = load_config(None, [f"features.cache_dir={tmp_path / 'cache'}", f"model.name={name}",
-                             "model.branches=[pois]"])
+    cfg = load_config(None, [f"features.cache_dir={tmp_path / 'cache'}", f"model.name={name}"])
     metrics = train_run(city, 0, tmp_path / "run", cfg, progress=False)
     assert metrics["skipped"].endswith("TAB has none"), metrics["skipped"]
 

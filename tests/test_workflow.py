@@ -52,6 +52,9 @@ def test_tiny_workflow_runs_and_second_call_has_nothing_to_do(tmp_path: Path) ->
     table2 = (tmp_path / "paper_figures/table2.md").read_text()
     assert "UrbanMoE (ST)" in table2 and "PCA" in table2 and "kNN on coordinates" in table2
     assert (tmp_path / "results/data_report/DC.md").is_file()
+    for split in ("random", "spatial_block"):  # every region predicted by the default model
+        assert (tmp_path / f"paper_figures/maps/DC/{split}/DC-urbanmoe-predicted.png").is_file()
+        assert (tmp_path / f"results/predictions/DC/{split}/regions.geojson").is_file()
     assert (tmp_path / "results/notebooks/table2.ipynb").is_file()  # the executed notebook
     prov = json.loads((tmp_path / "paper_figures/provenance.json").read_text())
     assert "paper_figures/table2.md" in prov["artifacts"] and prov["seeds"] == [0, 1]

@@ -161,6 +161,23 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(p)
     p.set_defaults(func=commands.cmd_transfer)
 
+    p = verbs.add_parser("predict", help="predict every region with trained runs, with maps",
+                         description="Apply run folders (one, or a folder of one model's seeds) "
+                                     "to every region of a dataset, unlabelled ones included: "
+                                     "predictions.{csv,parquet} (mean and spread over seeds, "
+                                     "in units and on the log1p scale), regions.geojson, "
+                                     "predict.json, and maps of the predictions and of the "
+                                     "test residuals (PNG, PDF).")
+    p.add_argument("--runs", type=Path, nargs="+", required=True,
+                   help="run folders, or folders holding one model's seed run folders")
+    p.add_argument("--dataset", type=Path, default=None,
+                   help="dataset folder (default: the one the runs were trained on)")
+    p.add_argument("--out", type=Path, required=True, help="folder to write")
+    p.add_argument("--maps", type=Path, default=None,
+                   help="folder for the maps (default: --out)")
+    _common(p)
+    p.set_defaults(func=commands.cmd_predict)
+
     p = verbs.add_parser("spatial-report", help="tables and figure of the spatial context",
                          description="From spatial-context and transfer run folders, write "
                                      "spatial_context.{csv,md,tex} (paired per-seed differences "

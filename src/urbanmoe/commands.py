@@ -160,6 +160,20 @@ def _print_run(metrics: dict[str, Any], run_dir: Path) -> None:
           f"train {eff['train_seconds']:.1f} s")
 
 
+def cmd_predict(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from urbanmoe.evaluation.maps import write_predictions
+
+    summary = write_predictions(args.runs, args.dataset, args.out, args.maps,
+                                Path(cfg["features"]["cache_dir"]), progress=not args.quiet)
+    print(f"{summary['model']} on {summary['dataset']}: {summary['n_regions']} regions "
+          f"({summary['n_unlabelled']} unlabelled), seeds {summary['seeds']} -> {args.out}")
+    for path in summary.get("maps", []):
+        print(path)
+    if "maps" not in summary:
+        print(f"no map: {summary['shapes']}")
+    return 0
+
+
 def cmd_spatial_report(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from urbanmoe.evaluation.spatial import write_spatial_report
 

@@ -81,6 +81,23 @@ def table2_runs(wildcards=None):
     )
 
 
+def default_model_runs(wildcards):
+    """The run folders of model.name, every seed, on one dataset and split (Table 2's)."""
+    w = wildcards
+    return expand(
+        "results/runs/{dataset}/{split}/{model}/seed{seed}",
+        dataset=w.dataset,
+        split=w.split,
+        model=config["model"]["name"],
+        seed=SEEDS,
+    )
+
+
+def prediction_maps(wildcards=None):
+    """The folders of the default model's maps, per dataset and split."""
+    return expand("paper_figures/maps/{dataset}/{split}", dataset=DATASETS, split=SPLITS)
+
+
 URBANMOE_MODELS = ("urbanmoe", "urbanmoe_st", "urbanmoe_dense")
 
 

@@ -29,6 +29,27 @@ rule train:
         " --set train.threads={threads} --quiet > {log} 2>&1"
 
 
+# Every region of a dataset, unlabelled ones too, predicted by the default model's runs
+# (model.name, all seeds): the table and GeoJSON, and the maps.
+rule predict:
+    input:
+        dataset=dataset_dir,
+        features="data/features/{dataset}",
+        runs=default_model_runs,
+    output:
+        table=directory("results/predictions/{dataset}/{split}"),
+        maps=directory("paper_figures/maps/{dataset}/{split}"),
+    log:
+        "logs/predict/{dataset}/{split}.log",
+    threads: 1
+    resources:
+        mem_mb=WF["train_mem_mb"],
+        runtime=WF["train_runtime_min"],
+    shell:
+        "urbanmoe predict --runs {input.runs} --dataset {input.dataset} --out {output.table}"
+        " --maps {output.maps} --set features.cache_dir={input.features} --quiet > {log} 2>&1"
+
+
 rule aggregate:
     input:
         table2_runs,

@@ -16,7 +16,7 @@ EARTH_RADIUS_KM = 6371.0088
 
 @dataclass(frozen=True)
 class Split:
-    """Row indices of each part; disjoint and together covering every region."""
+    """Row indices of each part; disjoint, and covering every labelled region."""
 
     train: np.ndarray
     val: np.ndarray

@@ -20,7 +20,7 @@ ID = "region_id"
 POI_PREFIX = "poi_"
 TRANSFORMS = ("log1p", "none")
 _DATASET_KEYS = {"name", "city", "table", "targets", "embeddings", "feature_groups", "bbox",
-                 "noise_ceiling", "source"}
+                 "geometry", "noise_ceiling", "source"}
 _TARGET_KEYS = {"transform", "unit"}
 
 

@@ -19,7 +19,7 @@ Three families share one run folder format (``training/run.py``):
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ import numpy as np
 
 from urbanmoe.data.table import RegionDataset
 from urbanmoe.features.base import has_modality
+from urbanmoe.features.plan import plan_inputs
 
 Family = Literal["neural", "closed_form", "representation"]
 
@@ -112,13 +113,14 @@ def get(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def skip_reason(spec: ModelSpec, ds: RegionDataset, branches: list[str]) -> str | None:
-    """Why this dataset cannot serve this model (None when it can)."""
+def skip_reason(spec: ModelSpec, ds: RegionDataset, m: Mapping[str, Any]) -> str | None:
+    """Why this dataset cannot serve this model (None when it can); ``m`` = ``model.*``."""
     for need in spec.needs:
         if need == "branch":
+            branches = list(plan_inputs(ds, m).branches)
             if not any(has_modality(ds, b) for b in branches):
-                return (f"{spec.label} needs one of the branches {branches}; "
-                        f"{ds.name} has none of them")
+                return (f"{spec.label} needs a modality (image, text, embeddings or a feature "
+                        f"group); {ds.name} has none of the branches {branches}")
         elif need == "coords":
             if ds.coords is None:
                 return f"{spec.label} needs lat/lon; {ds.name} has none"

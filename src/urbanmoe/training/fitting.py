@@ -59,10 +59,32 @@ def column(data: TrainData, j: int) -> TrainData:
     return TrainData(data.inputs, data.y[:, j:j + 1], data.observed[:, j:j + 1])
 
 
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], key: str) -> None:
+    """Load module ``key``'s weights from a run's ``model.pt`` state (keys ``KEY.param``); a
+    checkpoint that does not fit these inputs is a one-line error naming the first tensor."""
+    prefix = f"{key}."
+    mine = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    expected = model.state_dict()
+    for name, tensor in expected.items():
+        if name not in mine:
+            raise ValueError(f"model.pt: no tensor {prefix + name!r} (a checkpoint of another "
+                             "model or configuration)")
+        if tuple(mine[name].shape) != tuple(tensor.shape):
+            raise ValueError(f"model.pt: {prefix + name} has shape {tuple(mine[name].shape)}; "
+                             f"these inputs need {tuple(tensor.shape)} (features of another "
+                             "dataset or configuration)")
+    extra = sorted(set(mine) - set(expected))
+    if extra:
+        raise ValueError(f"model.pt: unexpected tensor {prefix + extra[0]!r} (a checkpoint of "
+                         "another model or configuration)")
+    model.load_state_dict(mine)
+
+
 def _train_torch(spec: ModelSpec, build: Any, prep: Prepared, data: TrainData,
                  cfg: dict[str, Any], seed: int, device: torch.device,
-                 progress: bool) -> Fitted:
-    """Train ``build(tasks)`` modules (one for all tasks, or one per task) with the loop."""
+                 progress: bool, state: dict[str, torch.Tensor] | None = None) -> Fitted:
+    """Train ``build(tasks)`` modules (one for all tasks, or one per task) with the loop, or,
+    given a run's ``state``, load their trained weights instead."""
     gen = torch.Generator().manual_seed(seed)
     data = data.to(device)
     train_idx, val_idx = prep.index("train"), prep.index("val")
@@ -74,9 +96,13 @@ def _train_torch(spec: ModelSpec, build: Any, prep: Prepared, data: TrainData,
         tasks = prep.tasks if key == "all" else [key]
         task_data = data if key == "all" else column(data, prep.tasks.index(key))
         model = build(tasks).to(device)
-        fits[key] = fit(model, task_data, train_idx, val_idx,
-                        desc=f"{prep.ds.name} {spec.name} {key} seed {seed}",
-                        **fit_kwargs(cfg, tasks, gen, progress))
+        if state is None:
+            fits[key] = fit(model, task_data, train_idx, val_idx,
+                            desc=f"{prep.ds.name} {spec.name} {key} seed {seed}",
+                            **fit_kwargs(cfg, tasks, gen, progress))
+        else:
+            load_weights(model, state, key)
+            fits[key] = FitResult()
         models[key] = model
         preds.append(predict(model, task_data, test).cpu().numpy())
         val_preds.append(predict(model, task_data, val).cpu().numpy())
@@ -127,7 +153,8 @@ def with_tuned_knn(out: Fitted, prep: Prepared, cfg: dict[str, Any]) -> Fitted:
 
 
 def on_knn_residuals(spec: ModelSpec, prep: Prepared, cfg: dict[str, Any], seed: int,
-                     device: torch.device, progress: bool) -> Fitted:
+                     device: torch.device, progress: bool,
+                     state: dict[str, torch.Tensor] | None = None) -> Fitted:
     """``spatial.ensemble: residual``: the model learns what the tuned kNN misses.
 
     The tuned kNN's (k, weighting) is chosen on validation; its prediction at every region comes
@@ -142,7 +169,7 @@ def on_knn_residuals(spec: ModelSpec, prep: Prepared, cfg: dict[str, Any], seed:
     observed = prep.data.observed.numpy()
     resid = np.where(observed, prep.data.y.numpy() - base, 0.0).astype(np.float32)
     data = TrainData(prep.data.inputs, torch.from_numpy(resid), prep.data.observed)
-    out = _fit(spec, replace(prep, data=data), cfg, seed, device, progress)
+    out = _fit(spec, replace(prep, data=data), cfg, seed, device, progress, state)
     out.pred_std = out.pred_std + base[prep.split.test]
     if out.val_pred_std is not None:
         out.val_pred_std = out.val_pred_std + base[prep.split.val]
@@ -154,14 +181,19 @@ def on_knn_residuals(spec: ModelSpec, prep: Prepared, cfg: dict[str, Any], seed:
 
 
 def fit_model(spec: ModelSpec, prep: Prepared, cfg: dict[str, Any], seed: int,
-              device: torch.device, progress: bool = True) -> Fitted:
+              device: torch.device, progress: bool = True,
+              state: dict[str, torch.Tensor] | None = None) -> Fitted:
     """Fit ``spec`` on ``prep`` and predict the test split; with ``spatial.ensemble`` on,
-    combine it with the tuned kNN. Spatial context in use is said in the notes."""
+    combine it with the tuned kNN. Spatial context in use is said in the notes.
+
+    ``state`` (a run's ``model.pt``) gives the torch modules their trained weights instead of
+    training them; what has no torch weights (closed forms, representations, the kNN of an
+    ensemble) is fitted again, deterministically from ``seed``."""
     s = cfg["spatial"]
     if s["ensemble"] == "residual":
-        out = on_knn_residuals(spec, prep, cfg, seed, device, progress)
+        out = on_knn_residuals(spec, prep, cfg, seed, device, progress, state)
     else:
-        out = _fit(spec, prep, cfg, seed, device, progress)
+        out = _fit(spec, prep, cfg, seed, device, progress, state)
     if s["ensemble"] in ("average", "stack"):
         out = with_tuned_knn(out, prep, cfg)
     if s["lag"] != "none" or s["ensemble"] != "none":
@@ -170,7 +202,8 @@ def fit_model(spec: ModelSpec, prep: Prepared, cfg: dict[str, Any], seed: int,
 
 
 def _fit(spec: ModelSpec, prep: Prepared, cfg: dict[str, Any], seed: int,
-         device: torch.device, progress: bool) -> Fitted:
+         device: torch.device, progress: bool,
+         state: dict[str, torch.Tensor] | None = None) -> Fitted:
     m, b = cfg["model"], cfg["baselines"]
     func = spec.function()
     if spec.family == "closed_form":
@@ -179,7 +212,7 @@ def _fit(spec: ModelSpec, prep: Prepared, cfg: dict[str, Any], seed: int,
     if spec.family == "neural":
         out = _train_torch(spec, lambda tasks: func({**m, "name": spec.name}, b, prep, tasks,
                                                     seed),
-                           prep, prep.data, cfg, seed, device, progress)
+                           prep, prep.data, cfg, seed, device, progress, state)
         if spec.name.startswith("remoteclip"):
             out.notes = [frozen_features_note(cfg["features"], list(prep.branch_dims))]
         return out
@@ -190,7 +223,7 @@ def _fit(spec: ModelSpec, prep: Prepared, cfg: dict[str, Any], seed: int,
         torch.manual_seed(seed)
         return FeatureHead({"repr": rep.features.shape[1]}, b["head_hidden"], len(tasks))
 
-    out = _train_torch(spec, head, prep, data, cfg, seed, device, progress)
+    out = _train_torch(spec, head, prep, data, cfg, seed, device, progress, state)
     out.n_params += rep.n_params
     out.notes = [rep.note] if rep.note else []
     out.objective = list(rep.loss_history)

@@ -16,6 +16,7 @@ import torch
 from urbanmoe.data.splits import Split, block_ids, make_split, project_km
 from urbanmoe.data.table import RegionDataset
 from urbanmoe.features.base import encoder_settings, modality_features, poi_vector
+from urbanmoe.features.plan import InputPlan, plan_inputs
 from urbanmoe.features.spatial_lag import lag_features
 from urbanmoe.training.loop import TrainData
 from urbanmoe.training.targets import Standardizer, forward_transform
@@ -33,7 +34,7 @@ class Prepared:
     split: Split
     data: TrainData
     branch_dims: dict[str, int]
-    n_poi: int
+    n_poi: int  # width of what joins z: p and the context feature groups
     y_log: np.ndarray  # (N, T) targets on the transformed (log1p) scale, NaN where missing
     target_scaler: Standardizer
     n_lag: int = 0  # width of the spatial-lag input appended to z (spatial.lag: context)
@@ -75,6 +76,36 @@ def spatial_lag_input(ds: RegionDataset, cfg: dict[str, Any], split: Split,
     return _standardise(lag, split.train)
 
 
+def labelled_split(ds: RegionDataset, sp: dict[str, Any], seed: int) -> Split:
+    """``split.*`` over the labelled regions (at least one target observed). An unlabelled
+    region is in no part: never trained on or scored, predicted by ``urbanmoe predict``."""
+    rows = np.flatnonzero(np.isfinite(ds.targets()).any(axis=1))
+    if len(rows) < 3:
+        raise ValueError(f"{ds.table_path}: {len(rows)} labelled region(s); a split needs at "
+                         "least 3")
+    coords = None if ds.coords is None else ds.coords[rows]
+    part = make_split(len(rows), coords, sp["kind"], tuple(sp["fractions"]), seed,
+                      sp["block_km"])
+    return Split(rows[part.train], rows[part.val], rows[part.test])
+
+
+def context_vector(ds: RegionDataset, plan: InputPlan, branch_dims: dict[str, int],
+                   use_poi: bool) -> np.ndarray | None:
+    """What joins every branch's z (Section 2.3.2; ``model.use_poi`` switches it off): the POI
+    vector p, unless the POI counts are (part of) a branch or a context group so that they are
+    not given twice, then the context feature groups (``features/plan.py``); None when empty."""
+    if not use_poi:
+        return None
+    groups = ds.feature_groups
+    taken = {c for g in [*branch_dims, *plan.context] if g in groups for c in groups[g].columns}
+    parts = []
+    p = None if taken.intersection(ds.poi_columns) else poi_vector(ds)
+    if p is not None:
+        parts.append(p)
+    parts += [groups[g].matrix(ds.table).astype(np.float32) for g in plan.context]
+    return np.concatenate(parts, axis=1) if parts else None
+
+
 def prepare(
     ds: RegionDataset,
     cfg: dict[str, Any],
@@ -83,15 +114,14 @@ def prepare(
     progress: bool = True,
     split: Split | None = None,
 ) -> Prepared:
-    """Split (``split.*``, unless ``split`` is given), features of the configured branches, POI
-    vector, targets and, with ``spatial.lag`` on, the spatial-lag input."""
-    sp = cfg["split"]
+    """Split (``split.*``, unless ``split`` is given), features of the branches and the context
+    vector (``features/plan.py``), targets and, with ``spatial.lag`` on, the spatial-lag input."""
     if split is None:
-        split = make_split(len(ds), ds.coords, sp["kind"], tuple(sp["fractions"]), seed,
-                           sp["block_km"])
+        split = labelled_split(ds, cfg["split"], seed)
+    plan = plan_inputs(ds, cfg["model"])
     inputs: dict[str, torch.Tensor] = {}
     branch_dims: dict[str, int] = {}
-    for branch in cfg["model"]["branches"]:
+    for branch in plan.branches:
         settings = encoder_settings(cfg["features"], branch)
         feats = modality_features(ds, branch, settings, cache_dir, progress)
         if feats is None:
@@ -99,17 +129,11 @@ def prepare(
             continue
         inputs[branch] = torch.from_numpy(_standardise(feats, split.train))
         branch_dims[branch] = feats.shape[1]
-    if not branch_dims:
-        raise ValueError(f"{ds.root}: none of the configured branches "
-                         f"{cfg['model']['branches']} has data "
-                         "(needs image_path, text, embeddings or a feature group)")
-    # p (Section 2.3.2) joins z, unless the POI counts are (part of) a branch of their own
-    in_branch = {c for b in branch_dims if b in ds.feature_groups
-                 for c in ds.feature_groups[b].columns}
-    use_poi = cfg["model"]["use_poi"] and not in_branch.intersection(ds.poi_columns)
-    poi = poi_vector(ds) if use_poi else None
-    if poi is not None:
-        inputs["poi"] = torch.from_numpy(_standardise(poi, split.train))
+    # no branch at all serves the models that need none (the mean); the others are skipped
+    # with the reason (models/registry.py: skip_reason)
+    context = context_vector(ds, plan, branch_dims, cfg["model"]["use_poi"])
+    if context is not None:
+        inputs["poi"] = torch.from_numpy(_standardise(context, split.train))
     inputs["region_index"] = torch.arange(len(ds), dtype=torch.long)
     if ds.coords is not None:
         inputs["coords"] = torch.from_numpy(ds.coords.astype(np.float32))
@@ -127,5 +151,5 @@ def prepare(
     observed = np.isfinite(y_std)
     data = TrainData(inputs, torch.from_numpy(np.where(observed, y_std, 0.0).astype(np.float32)),
                      torch.from_numpy(observed))
-    return Prepared(ds, split, data, branch_dims, 0 if poi is None else poi.shape[1], y_log, scaler,
-                    n_lag)
+    return Prepared(ds, split, data, branch_dims, 0 if context is None else context.shape[1],
+                    y_log, scaler, n_lag)

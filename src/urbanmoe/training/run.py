@@ -105,7 +105,7 @@ def run_on(ds: RegionDataset, seed: int, out_dir: Path, cfg: dict[str, Any],
     spec = registry.get(cfg["model"]["name"])
     seed_everything(seed, t["threads"])
     device = resolve_device(t["device"])
-    reason = skip or registry.skip_reason(spec, ds, cfg["model"]["branches"])
+    reason = skip or registry.skip_reason(spec, ds, cfg["model"])
     if reason is not None:
         return _write_skipped(out_dir, ds.name, cfg, seed, ds.tasks, reason,
                               variant or spec.name)
