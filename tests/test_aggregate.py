@@ -34,7 +34,7 @@ def test_mean_and_std_over_seeds(tmp_path: Path, capsys) -> None:
     assert summary.loc["urbanmoe", "n_seeds"] == 2 and summary.loc["ridge", "n_seeds"] == 1
     table = capsys.readouterr().out
     assert "| population R² | carbon R² | avg R² |" in table  # the dataset's own task order
-    assert "| SH | noise ceiling | | | 0.9000 | 0.8000 | 0.8500 |" in table
+    assert "| SH | noise ceiling | | | | 0.9000 | 0.8000 | 0.8500 |" in table
 
 
 def test_no_runs_is_an_error(tmp_path: Path, capsys) -> None:

@@ -1,4 +1,5 @@
-"""Train/validation/test splits: the paper's random 60/20/20 (Section 3.1) and spatial blocks.
+"""Train/validation/test splits: the paper's random 60/20/20 (Section 3.1), spatial blocks, and
+K folds for small cities.
 
 Under a random split, neighbouring regions that share a label (real label rasters are coarser
 than the regions) fall on both sides and leak; spatial blocks assign whole square blocks of
@@ -49,6 +50,19 @@ def random_split(n: int, fractions: tuple[float, float, float], seed: int) -> Sp
     return Split(np.sort(order[:a]), np.sort(order[a:b]), np.sort(order[b:]))
 
 
+def kfold_split(n: int, folds: int, fold: int, fractions: tuple[float, float, float],
+                seed: int) -> Split:
+    """Fold ``fold`` of a seeded ``folds``-fold partition of ``n`` rows as the test part; the
+    other folds split into training and validation in the proportion of ``fractions[:2]``.
+    Over the folds every row is tested exactly once (small cities: ``split.kind: kfold``)."""
+    if not 0 <= fold < folds <= n:
+        raise ValueError(f"split.folds {folds}: fold {fold} of {n} regions does not exist")
+    parts = np.array_split(np.random.default_rng(seed).permutation(n), folds)
+    rest = np.concatenate([p for k, p in enumerate(parts) if k != fold])  # in random order
+    n_val = int(round(len(rest) * fractions[1] / (fractions[0] + fractions[1])))
+    return Split(np.sort(rest[n_val:]), np.sort(rest[:n_val]), np.sort(parts[fold]))
+
+
 def block_ids(coords: np.ndarray, block_km: float) -> np.ndarray:
     """Id of the ``block_km`` square block each region's centre falls in."""
     yx = project_km(coords, origin=(float(coords[:, 0].min()), float(coords[:, 1].min())))
@@ -83,10 +97,15 @@ def make_split(
     fractions: tuple[float, float, float],
     seed: int,
     block_km: float = 2.0,
+    folds: int = 5,
+    fold: int = 0,
 ) -> Split:
-    """The configured split (``split.kind``) for a dataset of ``n`` regions."""
+    """The configured split (``split.kind``) for a dataset of ``n`` regions; under ``kfold``,
+    fold ``fold`` of ``folds``."""
     if kind == "random":
         return random_split(n, fractions, seed)
+    if kind == "kfold":
+        return kfold_split(n, folds, fold, fractions, seed)
     if kind == "spatial_block":
         if coords is None:
             raise ValueError("split.kind spatial_block needs lat/lon columns in the region table")

@@ -81,13 +81,23 @@ def _panels(n: int) -> tuple[Any, np.ndarray]:
     return fig, axes.flat
 
 
-def _draw(ax: Any, shapes: Any, column: str, cmap: str, norm: Any, label: str) -> None:
+def log1p_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
+    """Colour-bar ticks evenly spaced on the log1p scale, at two significant digits."""
+    values = np.expm1(np.linspace(np.log1p(lo), np.log1p(hi), n))
+    return sorted({float(f"{v:.2g}") for v in values if lo <= float(f"{v:.2g}") <= hi})
+
+
+def _draw(ax: Any, shapes: Any, column: str, cmap: str, norm: Any, label: str,
+          ticks: list[float] | None = None) -> None:
     points = shapes.geom_type.eq("Point").all()
     size = float(np.clip(6000.0 / max(len(shapes), 1), 2.0, 60.0))
     kw: dict[str, Any] = {"markersize": size, "marker": "s"} if points else {
         "edgecolor": "white", "linewidth": 0.2}
-    shapes.plot(column=column, ax=ax, cmap=cmap, norm=norm, legend=True,
-                legend_kwds={"label": label, "shrink": 0.8}, **kw)
+    legend: dict[str, Any] = {"label": label, "shrink": 0.8}
+    if ticks:
+        legend["ticks"] = ticks
+    shapes.plot(column=column, ax=ax, cmap=cmap, norm=norm, legend=True, legend_kwds=legend,
+                **kw)
     ax.set_xlabel("longitude (°)")
     ax.set_ylabel("latitude (°)")
 
@@ -102,12 +112,15 @@ def draw_prediction_maps(shapes: Any, ds: RegionDataset, stem: Path, title: str)
         values = shapes[f"{task}_pred"].to_numpy(dtype=float)
         lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
         hi = hi if hi > lo else lo + 1.0
+        ticks = None
         if ds.transforms[task] == "log1p":
             lo = max(lo, 0.0)
             norm = colors.FuncNorm((np.log1p, np.expm1), vmin=lo, vmax=hi)
+            ticks = log1p_ticks(lo, hi)
         else:
             norm = colors.Normalize(lo, hi)
-        _draw(ax, shapes, f"{task}_pred", "viridis", norm, f"predicted {task}{_unit(ds, task)}")
+        _draw(ax, shapes, f"{task}_pred", "viridis", norm, f"predicted {task}{_unit(ds, task)}",
+              ticks)
         ax.set_title(f"{task}: predicted, all {len(shapes)} regions", fontsize=10)
     fig.suptitle(title)
     return save_figure(fig, stem)

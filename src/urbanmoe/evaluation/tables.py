@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from urbanmoe.evaluation.aggregate import KEYS, summarize
+from urbanmoe.evaluation.aggregate import KEYS, count, runs_label, summarize
 from urbanmoe.evaluation.metrics import METRICS
 from urbanmoe.io import atomic_path
 
@@ -103,7 +103,7 @@ def table2(runs: pd.DataFrame, tasks: Sequence[str] | None = None) -> pd.DataFra
     out.insert(1, "Model", s["_disp"].to_numpy())
     if out["split"].nunique() > 1:
         out.insert(2, "Split", out["split"])
-    single = out["n_seeds"].to_numpy() < 2
+    single = out["n_seeds"].to_numpy() * s["n_folds"].to_numpy() < 2
     for t in [*tasks, "avg"]:
         for m in METRICS:
             mean = s[f"{t}_{m}_mean"].to_numpy()
@@ -116,7 +116,9 @@ def table2(runs: pd.DataFrame, tasks: Sequence[str] | None = None) -> pd.DataFra
     out["Params (M)"] = [f"{v:.2f}" if v >= 0.01 else f"{v:.2g}" for v in out["params_m"]]
     out["Max Mem (MB)"] = [f"{v:.1f}" for v in out["max_mem_mb"]]
     out["Total Time (s)"] = [f"{v:.1f}" for v in out["total_time_s"]]
-    out["Seeds"] = out["n_seeds"].astype(str)
+    out["Seeds"] = [runs_label(r) for _, r in s.iterrows()]
+    out["n_test"] = s["n_test_mean"].to_numpy()
+    out["Test regions"] = [count(v) for v in out["n_test"]]
     if "note" in runs.columns:
         notes = runs.groupby(KEYS, sort=False)["note"].apply(
             lambda v: "; ".join(sorted({n for n in v if n})))

@@ -8,8 +8,8 @@ deterministically from the seed. The run's own test predictions (``predictions.p
 recomputed as a check: a dataset or code that no longer gives them is refused.
 
 Every region is predicted, the unlabelled ones too (regions whose targets are all empty are in
-no part of the split: never trained on or scored). Several runs (the seeds of one model) give
-the mean and the spread over seeds on the log1p scale.
+no part of the split: never trained on or scored). A ``kfold`` run holds one model per fold.
+Several runs (the seeds of one model) give the mean and the spread over seeds, log1p scale.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from urbanmoe.data.splits import Split
 from urbanmoe.data.table import RegionDataset
 from urbanmoe.models import registry
 from urbanmoe.training.fitting import fit_model
-from urbanmoe.training.prepare import prepare
+from urbanmoe.training.prepare import fold_splits, prepare
 from urbanmoe.training.seeding import resolve_device, seed_everything
 from urbanmoe.training.targets import forward_transform, inverse_transform
 
@@ -83,29 +83,40 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], int, str]:
     return validate(saved, str(path)), int(seed), str(dataset)
 
 
-def _check_test(run_dir: Path, ds: RegionDataset, split: Split, pred_log: np.ndarray) -> None:
+def _check_test(run_dir: Path, ds: RegionDataset, test: np.ndarray,
+                pred_log: np.ndarray) -> None:
     """The run's test regions and predictions come out again, or the run does not fit."""
     path = run_dir / "predictions.parquet"
     if not path.is_file():
         raise RunError(f"{path}: file not found")
     saved = pd.read_parquet(path)
-    if saved["region_id"].astype(str).tolist() != ds.ids[split.test].astype(str).tolist():
+    if saved["region_id"].astype(str).tolist() != ds.ids[test].astype(str).tolist():
         raise RunError(f"{path}: the run's test regions are not those of {ds.table_path} under "
                        "its split (a run of another dataset)")
     cols = [f"{t}_pred_log" for t in ds.tasks]
     missing = [c for c in cols if c not in saved.columns]
     if missing:
         raise RunError(f"{path}: column {missing[0]!r} missing (a run of other targets)")
-    gap = float(np.nanmax(np.abs(saved[cols].to_numpy() - pred_log[split.test]), initial=0.0))
+    gap = float(np.nanmax(np.abs(saved[cols].to_numpy() - pred_log[test]), initial=0.0))
     if not gap <= CHECK_TOLERANCE:
         raise RunError(f"{path}: recomputed test predictions differ from the run's by {gap:.3g} "
                        f"(log1p units; over {CHECK_TOLERANCE}): the dataset, its features or "
                        "the code changed since training")
 
 
+def _fold_state(state: dict[str, torch.Tensor], k: int, folds: int) -> dict[str, torch.Tensor]:
+    """Fold ``k``'s tensors of a ``kfold`` run's checkpoint (keys ``foldK.KEY.param``)."""
+    if folds == 1:
+        return state
+    prefix = f"fold{k}."
+    return {name[len(prefix):]: v for name, v in state.items() if name.startswith(prefix)}
+
+
 def predict_run(run_dir: Path, ds: RegionDataset, cache: Path | None,
                 progress: bool = False) -> RunPrediction:
-    """Every region's prediction by one run (see the module docstring)."""
+    """Every region's prediction by one run (see the module docstring). Under ``split.kind:
+    kfold`` a labelled region gets the prediction of the fold that tested it, and an
+    unlabelled one the mean over the folds' models."""
     run_dir = Path(run_dir)
     cfg, seed, _ = read_run(run_dir)
     weights = run_dir / "model.pt"
@@ -116,20 +127,29 @@ def predict_run(run_dir: Path, ds: RegionDataset, cache: Path | None,
     reason = registry.skip_reason(spec, ds, cfg["model"])
     if reason is not None:
         raise RunError(f"{run_dir}: {reason}")
-    seed_everything(seed, cfg["train"]["threads"])  # the order of training/run.py
-    device = resolve_device(cfg["train"]["device"])
-    prep = prepare(ds, cfg, seed, cache, progress)
-    everywhere = replace(prep, split=Split(prep.split.train, prep.split.val,
-                                           np.arange(len(ds))))
-    try:
-        fitted = fit_model(spec, everywhere, cfg, seed, device, progress, state=state)
-    except ValueError as exc:
-        if str(exc).startswith("model.pt:"):
-            raise RunError(f"{weights}: {str(exc).removeprefix('model.pt: ')}") from exc
-        raise
-    pred_log = prep.to_log_scale(fitted.pred_std)
-    _check_test(run_dir, ds, prep.split, pred_log)
-    return RunPrediction(run_dir, spec.name, seed, pred_log, prep.split.test, fitted.chosen)
+    splits = fold_splits(ds, cfg["split"], seed)
+    tests, preds, chosen = [], [], {}
+    for k, split in enumerate(splits):
+        seed_everything(seed, cfg["train"]["threads"])  # the order of training/run.py
+        device = resolve_device(cfg["train"]["device"])
+        prep = prepare(ds, cfg, seed, cache, progress, split)
+        everywhere = replace(prep, split=Split(split.train, split.val, np.arange(len(ds))))
+        try:
+            fitted = fit_model(spec, everywhere, cfg, seed, device, progress,
+                               state=_fold_state(state, k, len(splits)))
+        except ValueError as exc:
+            if str(exc).startswith("model.pt:"):
+                raise RunError(f"{weights}: {str(exc).removeprefix('model.pt: ')}") from exc
+            raise
+        tests.append(split.test)
+        preds.append(prep.to_log_scale(fitted.pred_std))
+        chosen = fitted.chosen if len(splits) == 1 else {**chosen, f"fold{k}": fitted.chosen}
+    pred_log = np.mean(preds, axis=0)
+    for test, pred in zip(tests, preds, strict=True):
+        pred_log[test] = pred[test]
+    test = np.concatenate(tests)
+    _check_test(run_dir, ds, test, pred_log)
+    return RunPrediction(run_dir, spec.name, seed, pred_log, test, chosen)
 
 
 def prediction_table(ds: RegionDataset, runs: list[RunPrediction]) -> pd.DataFrame:

@@ -76,17 +76,25 @@ def spatial_lag_input(ds: RegionDataset, cfg: dict[str, Any], split: Split,
     return _standardise(lag, split.train)
 
 
-def labelled_split(ds: RegionDataset, sp: dict[str, Any], seed: int) -> Split:
-    """``split.*`` over the labelled regions (at least one target observed). An unlabelled
-    region is in no part: never trained on or scored, predicted by ``urbanmoe predict``."""
+def labelled_split(ds: RegionDataset, sp: dict[str, Any], seed: int, fold: int = 0) -> Split:
+    """``split.*`` over the labelled regions (at least one target observed); under ``kfold``,
+    fold ``fold``. An unlabelled region is in no part: never trained on or scored, predicted
+    by ``urbanmoe predict``."""
     rows = np.flatnonzero(np.isfinite(ds.targets()).any(axis=1))
     if len(rows) < 3:
         raise ValueError(f"{ds.table_path}: {len(rows)} labelled region(s); a split needs at "
                          "least 3")
     coords = None if ds.coords is None else ds.coords[rows]
     part = make_split(len(rows), coords, sp["kind"], tuple(sp["fractions"]), seed,
-                      sp["block_km"])
+                      sp["block_km"], sp["folds"], fold)
     return Split(rows[part.train], rows[part.val], rows[part.test])
+
+
+def fold_splits(ds: RegionDataset, sp: dict[str, Any], seed: int) -> list[Split]:
+    """The splits one run trains on: ``split.folds`` of them under ``kfold`` (each labelled
+    region tested once), else the one."""
+    folds = sp["folds"] if sp["kind"] == "kfold" else 1
+    return [labelled_split(ds, sp, seed, k) for k in range(folds)]
 
 
 def context_vector(ds: RegionDataset, plan: InputPlan, branch_dims: dict[str, int],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import platform
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,12 @@ import torch
 from urbanmoe.config import config_hash
 from urbanmoe.data.splits import Split
 from urbanmoe.data.table import RegionDataset, load_dataset
-from urbanmoe.evaluation.efficiency import measure
+from urbanmoe.evaluation.efficiency import Meter, measure
 from urbanmoe.evaluation.metrics import multitask_metrics
 from urbanmoe.io import atomic_path, sha256_file, write_json, write_yaml
 from urbanmoe.models import registry
 from urbanmoe.training.fitting import Fitted, fit_model
-from urbanmoe.training.prepare import Prepared, prepare
+from urbanmoe.training.prepare import Prepared, fold_splits, prepare
 from urbanmoe.training.seeding import resolve_device, seed_everything
 from urbanmoe.training.targets import inverse_transform
 
@@ -54,16 +55,66 @@ def _routing(prep: Prepared, fitted: Fitted) -> dict[str, np.ndarray]:
     return routing
 
 
-def _predictions_table(prep: Prepared, pred_log: np.ndarray, pred_raw: np.ndarray) -> pd.DataFrame:
-    test = prep.split.test
-    cols: dict[str, Any] = {"region_id": prep.ds.ids[test]}
-    y_raw = prep.ds.targets()[test]
-    for j, task in enumerate(prep.tasks):
-        cols[f"{task}_true_log"] = prep.y_log[test, j]
+def _predictions_table(ds: RegionDataset, test: np.ndarray, y_log: np.ndarray,
+                       pred_log: np.ndarray, pred_raw: np.ndarray,
+                       fold: np.ndarray | None) -> pd.DataFrame:
+    cols: dict[str, Any] = {"region_id": ds.ids[test]}
+    if fold is not None:
+        cols["fold"] = fold
+    y_raw = ds.targets()[test]
+    for j, task in enumerate(ds.tasks):
+        cols[f"{task}_true_log"] = y_log[test, j]
         cols[f"{task}_pred_log"] = pred_log[:, j]
         cols[f"{task}_true"] = y_raw[:, j]
         cols[f"{task}_pred"] = pred_raw[:, j]
     return pd.DataFrame(cols)
+
+
+@dataclass
+class FoldRun:
+    """One fitted split of a run (the run's only one, or one fold under ``split.kind: kfold``)."""
+
+    prep: Prepared
+    fitted: Fitted
+    routing: dict[str, np.ndarray]
+    meter: Meter
+
+    @property
+    def pred_log(self) -> np.ndarray:
+        return self.prep.to_log_scale(self.fitted.pred_std)
+
+
+def fit_folds(ds: RegionDataset, spec: registry.ModelSpec, cfg: dict[str, Any], seed: int,
+              device: torch.device, cache: Path | None, progress: bool,
+              split: Split | None) -> list[FoldRun]:
+    """Prepare and fit every split of the run (``split`` if given); the RNGs are seeded
+    afresh before each fold, so that a fold's result does not depend on those before it."""
+    out = []
+    for k, fold_split in enumerate([split] if split is not None
+                                   else fold_splits(ds, cfg["split"], seed)):
+        if k:
+            seed_everything(seed, cfg["train"]["threads"])
+        prep = prepare(ds, cfg, seed, cache, progress, fold_split)
+        with measure(device) as meter:
+            fitted = fit_model(spec, prep, cfg, seed, device, progress)
+        out.append(FoldRun(prep, fitted, _routing(prep, fitted), meter))
+    return out
+
+
+def _join(folds: list[FoldRun], what: str) -> dict[str, Any]:
+    """Per-key dicts of the folds (models, fits) under ``foldK/`` prefixes when several."""
+    if len(folds) == 1:
+        return dict(getattr(folds[0].fitted, what))
+    return {f"fold{k}/{key}": v for k, f in enumerate(folds)
+            for key, v in getattr(f.fitted, what).items()}
+
+
+def _fold_metrics(ds: RegionDataset, folds: list[FoldRun]) -> list[dict[str, Any]]:
+    """Each fold's sizes and log-scale metrics (``split.kind: kfold``)."""
+    return [{"fold": k, "n_train": len(f.prep.split.train), "n_val": len(f.prep.split.val),
+             "n_test": len(f.prep.split.test),
+             "log_scale": multitask_metrics(f.prep.y_log[f.prep.split.test], f.pred_log,
+                                            ds.tasks)} for k, f in enumerate(folds)]
 
 
 def _write_skipped(out_dir: Path, ds_name: str, cfg: dict[str, Any], seed: int,
@@ -110,36 +161,43 @@ def run_on(ds: RegionDataset, seed: int, out_dir: Path, cfg: dict[str, Any],
         return _write_skipped(out_dir, ds.name, cfg, seed, ds.tasks, reason,
                               variant or spec.name)
     with measure(device) as total:
-        prep = prepare(ds, cfg, seed, cache, progress, split)
-        with measure(device) as train:
-            fitted: Fitted = fit_model(spec, prep, cfg, seed, device, progress)
-        routing = _routing(prep, fitted)
-    pred_std, n_params, chosen = fitted.pred_std, fitted.n_params, fitted.chosen
-    models, fits = fitted.models, fitted.fits
-    test = prep.split.test
+        folds = fit_folds(ds, spec, cfg, seed, device, cache, progress, split)
+    first, several = folds[0], len(folds) > 1
+    test = np.concatenate([f.prep.split.test for f in folds])
     transforms = [ds.transforms[k] for k in ds.tasks]
-    pred_log = prep.to_log_scale(pred_std)
+    pred_log = np.concatenate([f.pred_log for f in folds])
     pred_raw = inverse_transform(pred_log, transforms)
+    models, fits = _join(folds, "models"), _join(folds, "fits")
+    fitted = first.fitted
+    routing = {k: np.concatenate([f.routing[k] for f in folds])
+               if not k.endswith("expert_labels") else v for k, v in first.routing.items()}
+    y_log = first.prep.y_log
+    split_info: dict[str, Any] = {"kind": cfg["split"]["kind"],
+                                  "n_train": len(first.prep.split.train),
+                                  "n_val": len(first.prep.split.val), "n_test": len(test)}
+    if several:
+        split_info["folds"] = len(folds)
     metrics = {
         "dataset": ds.name,
         "model": cfg["model"]["name"],
         "variant": variant or cfg["model"]["name"],
         "seed": seed,
         "tasks": ds.tasks,
-        "split": {"kind": cfg["split"]["kind"], "n_train": len(prep.split.train),
-                  "n_val": len(prep.split.val), "n_test": len(test)},
-        "log_scale": multitask_metrics(prep.y_log[test], pred_log, ds.tasks),
+        "split": split_info,
+        "log_scale": multitask_metrics(y_log[test], pred_log, ds.tasks),
         "original_scale": multitask_metrics(ds.targets()[test], pred_raw, ds.tasks),
+        **({"folds": _fold_metrics(ds, folds)} if several else {}),
         "efficiency": {
-            "params": n_params,
-            "peak_memory_mb": train.peak_mb,
-            "memory_kind": train.memory_kind,
-            "train_seconds": train.seconds,
+            "params": fitted.n_params,
+            "peak_memory_mb": max(f.meter.peak_mb for f in folds),
+            "memory_kind": first.meter.memory_kind,
+            "train_seconds": sum(f.meter.seconds for f in folds),
             "total_seconds": total.seconds,
             "epochs": {k: f.epochs for k, f in fits.items()},
             "best_epoch": {k: f.best_epoch for k, f in fits.items()},
         },
-        "chosen_on_validation": chosen,
+        "chosen_on_validation": {f"fold{k}": f.fitted.chosen for k, f in enumerate(folds)}
+        if several else fitted.chosen,
         "notes": fitted.notes,
         "representation_objective": fitted.objective,
         "noise_ceiling": ds.meta.get("noise_ceiling"),
@@ -153,18 +211,19 @@ def run_on(ds: RegionDataset, seed: int, out_dir: Path, cfg: dict[str, Any],
             "python": platform.python_version(),
         },
     }
+    fold_of = np.concatenate([np.full(len(f.prep.split.test), k) for k, f in enumerate(folds)])
     history = pd.DataFrame(
         [{"model": k, "epoch": e, "train_loss": tl, "val_loss": vl}
          for k, f in fits.items() for e, (tl, vl) in enumerate(zip(f.train_loss, f.val_loss,
                                                                     strict=True))],
         columns=["model", "epoch", "train_loss", "val_loss"])
-    state = {f"{k}.{name}": v.detach().cpu() for k, mod in models.items()
+    state = {f"{k.replace('/', '.')}.{name}": v.detach().cpu() for k, mod in models.items()
              for name, v in mod.state_dict().items()}
     with atomic_path(Path(out_dir)) as tmp:
         tmp.mkdir(parents=True)
         write_json(tmp / "metrics.json", metrics)
-        _predictions_table(prep, pred_log, pred_raw).to_parquet(tmp / "predictions.parquet",
-                                                                index=False)
+        _predictions_table(ds, test, y_log, pred_log, pred_raw, fold_of if several else None
+                           ).to_parquet(tmp / "predictions.parquet", index=False)
         np.savez_compressed(tmp / "routing.npz", region_id=ds.ids[test].astype(str),
                             tasks=np.array(ds.tasks), **routing)
         history.to_csv(tmp / "history.csv", index=False)
