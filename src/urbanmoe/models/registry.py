@@ -29,7 +29,7 @@ from urbanmoe.data.table import RegionDataset
 from urbanmoe.features.base import has_modality
 from urbanmoe.features.plan import plan_inputs
 
-Family = Literal["neural", "closed_form", "representation"]
+Family = Literal["neural", "closed_form", "representation", "auto"]
 
 
 @dataclass
@@ -103,6 +103,8 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
           st=True, needs=("image", "text")),
     _spec("urbanclip_mt", "representation", "baselines.urbanclip:learn", "UrbanCLIP (MT)",
           needs=("image", "text")),
+    # per task, the candidate validation prefers (training/auto.py); it fits them itself
+    _spec("auto", "auto", "", "Auto (best on validation)"),
 ]}
 
 

@@ -38,6 +38,7 @@ class Fitted:
     objective: list[float] = field(default_factory=list)  # representation objective per epoch
     data: TrainData | None = None  # the inputs the torch models saw
     val_pred_std: np.ndarray | None = None  # (n_val, T) models trained by the loop only
+    candidates: dict[str, np.ndarray] = field(default_factory=dict)  # auto: each one's test
 
 
 def fit_kwargs(cfg: dict[str, Any], tasks: list[str], gen: torch.Generator,
@@ -205,6 +206,10 @@ def _fit(spec: ModelSpec, prep: Prepared, cfg: dict[str, Any], seed: int,
          device: torch.device, progress: bool,
          state: dict[str, torch.Tensor] | None = None) -> Fitted:
     m, b = cfg["model"], cfg["baselines"]
+    if spec.family == "auto":
+        from urbanmoe.training.auto import fit_auto  # (imports this module)
+
+        return fit_auto(prep, cfg, seed, device, progress, state)
     func = spec.function()
     if spec.family == "closed_form":
         pred, n_params, chosen = func(prep, b, seed)

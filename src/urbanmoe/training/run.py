@@ -109,6 +109,17 @@ def _join(folds: list[FoldRun], what: str) -> dict[str, Any]:
             for key, v in getattr(f.fitted, what).items()}
 
 
+def _candidate_metrics(ds: RegionDataset, folds: list[FoldRun],
+                       y_test: np.ndarray) -> dict[str, Any]:
+    """``model.name: auto``: each candidate's own log-scale metrics on the test part, beside
+    what was chosen (reported only; the choice reads validation labels alone)."""
+    out = {}
+    for cid in folds[0].fitted.candidates:
+        pred = np.concatenate([f.prep.to_log_scale(f.fitted.candidates[cid]) for f in folds])
+        out[cid] = multitask_metrics(y_test, pred, ds.tasks)
+    return out
+
+
 def _fold_metrics(ds: RegionDataset, folds: list[FoldRun]) -> list[dict[str, Any]]:
     """Each fold's sizes and log-scale metrics (``split.kind: kfold``)."""
     return [{"fold": k, "n_train": len(f.prep.split.train), "n_val": len(f.prep.split.val),
@@ -187,6 +198,8 @@ def run_on(ds: RegionDataset, seed: int, out_dir: Path, cfg: dict[str, Any],
         "log_scale": multitask_metrics(y_log[test], pred_log, ds.tasks),
         "original_scale": multitask_metrics(ds.targets()[test], pred_raw, ds.tasks),
         **({"folds": _fold_metrics(ds, folds)} if several else {}),
+        **({"candidates_test": _candidate_metrics(ds, folds, y_log[test])}
+           if fitted.candidates else {}),
         "efficiency": {
             "params": fitted.n_params,
             "peak_memory_mb": max(f.meter.peak_mb for f in folds),
