@@ -29,6 +29,9 @@ def test_every_schema_model_is_registered_and_every_target_resolves() -> None:
     enum = schema()["properties"]["model"]["properties"]["name"]["enum"]
     assert sorted(enum) == sorted(registry.MODELS)
     for spec in registry.MODELS.values():
+        if spec.family == "auto":  # no target: training/auto.py fits the candidates
+            assert spec.target == ""
+            continue
         assert callable(spec.function()), spec.name
 
 
