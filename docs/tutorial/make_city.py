@@ -21,7 +21,8 @@ activity = np.log1p(pois.sum(1)) + 0.4 * np.log1p(flows[:, 0])
 table = pd.DataFrame({"region_id": [f"d{i:03d}" for i in range(n)]})
 table["co2"] = np.expm1(1.0 + activity + rng.normal(0, 0.3, n))
 table["residents"] = np.expm1(2.0 + 0.9 * activity + rng.normal(0, 0.3, n))
-table["jobs"] = np.expm1(1.5 + 0.7 * activity + 2 * land[:, 0] / land.sum(1) + rng.normal(0, 0.3, n))
+table["jobs"] = np.expm1(1.5 + 0.7 * activity + 2 * land[:, 0] / land.sum(1)
+                         + rng.normal(0, 0.3, n))
 for j, name in enumerate(["food", "shop", "school", "clinic", "bank", "hotel", "park", "gym",
                           "office", "transit", "culture", "repair"]):
     table[f"poi_{name}"] = pois[:, j]
@@ -31,7 +32,7 @@ table["flow_in"], table["flow_out"] = flows[:, 0].round(1), flows[:, 1].round(1)
 table.loc[rng.choice(n, 30, replace=False), ["co2", "residents", "jobs"]] = np.nan
 table.to_csv(root / "regions.csv", index=False)
 cells = [box(116.0 + 0.01 * i, 39.8 + 0.01 * j, 116.01 + 0.01 * i, 39.81 + 0.01 * j)
-         for i, j in zip(x, y)]
+         for i, j in zip(x, y, strict=True)]
 gpd.GeoDataFrame({"region_id": table["region_id"]}, geometry=cells,
                  crs="EPSG:4326").to_file(root / "districts.gpkg")
 (root / "dataset.yaml").write_text(yaml.safe_dump({

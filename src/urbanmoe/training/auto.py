@@ -30,7 +30,7 @@ from urbanmoe.evaluation.metrics import regression_metrics
 from urbanmoe.features.spatial_lag import TRANSDUCTIVE_NOTE
 from urbanmoe.models import registry
 from urbanmoe.training import ensemble
-from urbanmoe.training.fitting import Fitted, fit_model
+from urbanmoe.training.fitting import Fitted, fit_model, sub_state
 from urbanmoe.training.loop import TrainData
 from urbanmoe.training.prepare import Prepared, spatial_lag_input
 
@@ -132,9 +132,8 @@ def fit_auto(prep: Prepared, cfg: dict[str, Any], seed: int, device: torch.devic
                 spatial.get("lag") and prep.ds.coords is None):
             continue
         cprep = _with_lag(both, ccfg) if spatial.get("lag") else both
-        sub = None if state is None else {k[len(cid) + 1:]: v for k, v in state.items()
-                                          if k.startswith(f"{cid}.")}
-        out = fit_model(spec, cprep, ccfg, seed, device, progress, state=sub)
+        out = fit_model(spec, cprep, ccfg, seed, device, progress,
+                        state=sub_state(state, cid))
         val_preds[cid], test_preds[cid] = out.pred_std[:len(va)], out.pred_std[len(va):]
         fitted[cid] = out
     if not fitted:

@@ -60,6 +60,16 @@ def column(data: TrainData, j: int) -> TrainData:
     return TrainData(data.inputs, data.y[:, j:j + 1], data.observed[:, j:j + 1])
 
 
+def sub_state(state: dict[str, torch.Tensor] | None, prefix: str
+              ) -> dict[str, torch.Tensor] | None:
+    """The tensors of ``state`` under ``prefix.`` with the prefix taken off (a fold's of a
+    ``kfold`` run, a candidate's of ``auto``); None stays None."""
+    if state is None:
+        return None
+    head = f"{prefix}."
+    return {k[len(head):]: v for k, v in state.items() if k.startswith(head)}
+
+
 def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], key: str) -> None:
     """Load module ``key``'s weights from a run's ``model.pt`` state (keys ``KEY.param``); a
     checkpoint that does not fit these inputs is a one-line error naming the first tensor."""

@@ -15,7 +15,7 @@ Several runs (the seeds of one model) give the mean and the spread over seeds, l
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,9 @@ import torch
 import yaml
 
 from urbanmoe.config import validate
-from urbanmoe.data.splits import Split
 from urbanmoe.data.table import RegionDataset
 from urbanmoe.models import registry
-from urbanmoe.training.fitting import fit_model
-from urbanmoe.training.prepare import fold_splits, prepare
+from urbanmoe.training.run import fit_folds
 from urbanmoe.training.seeding import resolve_device, seed_everything
 from urbanmoe.training.targets import forward_transform, inverse_transform
 
@@ -104,14 +102,6 @@ def _check_test(run_dir: Path, ds: RegionDataset, test: np.ndarray,
                        "the code changed since training")
 
 
-def _fold_state(state: dict[str, torch.Tensor], k: int, folds: int) -> dict[str, torch.Tensor]:
-    """Fold ``k``'s tensors of a ``kfold`` run's checkpoint (keys ``foldK.KEY.param``)."""
-    if folds == 1:
-        return state
-    prefix = f"fold{k}."
-    return {name[len(prefix):]: v for name, v in state.items() if name.startswith(prefix)}
-
-
 def predict_run(run_dir: Path, ds: RegionDataset, cache: Path | None,
                 progress: bool = False) -> RunPrediction:
     """Every region's prediction by one run (see the module docstring). Under ``split.kind:
@@ -127,28 +117,22 @@ def predict_run(run_dir: Path, ds: RegionDataset, cache: Path | None,
     reason = registry.skip_reason(spec, ds, cfg["model"])
     if reason is not None:
         raise RunError(f"{run_dir}: {reason}")
-    splits = fold_splits(ds, cfg["split"], seed)
-    tests, preds, chosen = [], [], {}
-    for k, split in enumerate(splits):
-        seed_everything(seed, cfg["train"]["threads"])  # the order of training/run.py
-        device = resolve_device(cfg["train"]["device"])
-        prep = prepare(ds, cfg, seed, cache, progress, split)
-        everywhere = replace(prep, split=Split(split.train, split.val, np.arange(len(ds))))
-        try:
-            fitted = fit_model(spec, everywhere, cfg, seed, device, progress,
-                               state=_fold_state(state, k, len(splits)))
-        except ValueError as exc:
-            if str(exc).startswith("model.pt:"):
-                raise RunError(f"{weights}: {str(exc).removeprefix('model.pt: ')}") from exc
-            raise
-        tests.append(split.test)
-        preds.append(prep.to_log_scale(fitted.pred_std))
-        chosen = fitted.chosen if len(splits) == 1 else {**chosen, f"fold{k}": fitted.chosen}
+    seed_everything(seed, cfg["train"]["threads"])  # the order of training/run.py
+    device = resolve_device(cfg["train"]["device"])
+    try:
+        folds = fit_folds(ds, spec, cfg, seed, device, cache, progress, None, state)
+    except ValueError as exc:
+        if str(exc).startswith("model.pt:"):
+            raise RunError(f"{weights}: {str(exc).removeprefix('model.pt: ')}") from exc
+        raise
+    preds = [f.pred_log for f in folds]  # (N, T) each: every region
     pred_log = np.mean(preds, axis=0)
-    for test, pred in zip(tests, preds, strict=True):
-        pred_log[test] = pred[test]
-    test = np.concatenate(tests)
+    for f, pred in zip(folds, preds, strict=True):
+        pred_log[f.prep.split.test] = pred[f.prep.split.test]
+    test = np.concatenate([f.prep.split.test for f in folds])
     _check_test(run_dir, ds, test, pred_log)
+    chosen = (folds[0].fitted.chosen if len(folds) == 1
+              else {f"fold{k}": f.fitted.chosen for k, f in enumerate(folds)})
     return RunPrediction(run_dir, spec.name, seed, pred_log, test, chosen)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from urbanmoe.evaluation.efficiency import Meter, measure
 from urbanmoe.evaluation.metrics import multitask_metrics
 from urbanmoe.io import atomic_path, sha256_file, write_json, write_yaml
 from urbanmoe.models import registry
-from urbanmoe.training.fitting import Fitted, fit_model
+from urbanmoe.training.fitting import Fitted, fit_model, sub_state
 from urbanmoe.training.prepare import Prepared, fold_splits, prepare
 from urbanmoe.training.seeding import resolve_device, seed_everything
 from urbanmoe.training.targets import inverse_transform
@@ -86,18 +86,28 @@ class FoldRun:
 
 def fit_folds(ds: RegionDataset, spec: registry.ModelSpec, cfg: dict[str, Any], seed: int,
               device: torch.device, cache: Path | None, progress: bool,
-              split: Split | None) -> list[FoldRun]:
+              split: Split | None, state: dict[str, torch.Tensor] | None = None
+              ) -> list[FoldRun]:
     """Prepare and fit every split of the run (``split`` if given); the RNGs are seeded
-    afresh before each fold, so that a fold's result does not depend on those before it."""
+    afresh before each fold, so that a fold's result does not depend on those before it.
+
+    Given a run's ``state`` (``urbanmoe predict``), the torch modules take its weights instead
+    of training, and every region is predicted, not the test part alone (no routing)."""
+    splits = [split] if split is not None else fold_splits(ds, cfg["split"], seed)
     out = []
-    for k, fold_split in enumerate([split] if split is not None
-                                   else fold_splits(ds, cfg["split"], seed)):
+    for k, fold_split in enumerate(splits):
         if k:
             seed_everything(seed, cfg["train"]["threads"])
         prep = prepare(ds, cfg, seed, cache, progress, fold_split)
+        fit_on = prep
+        if state is not None:
+            fit_on = replace(prep, split=Split(fold_split.train, fold_split.val,
+                                               np.arange(len(ds))))
         with measure(device) as meter:
-            fitted = fit_model(spec, prep, cfg, seed, device, progress)
-        out.append(FoldRun(prep, fitted, _routing(prep, fitted), meter))
+            fitted = fit_model(spec, fit_on, cfg, seed, device, progress,
+                               state=state if len(splits) == 1 else sub_state(state, f"fold{k}"))
+        out.append(FoldRun(prep, fitted, {} if state is not None else _routing(prep, fitted),
+                           meter))
     return out
 
 
