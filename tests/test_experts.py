@@ -13,6 +13,7 @@ from conftest import notebook_parameters, skip_without_kernel
 
 from urbanmoe.config import load_config
 from urbanmoe.data.synthetic import SynthSettings, generate_city
+from urbanmoe.errors import RunError
 from urbanmoe.evaluation import experts as ex
 from urbanmoe.evaluation import sparsity as sp
 from urbanmoe.models.layout import ExpertLayout
@@ -144,7 +145,7 @@ def test_figure5_marks_experts_zeroed_everywhere(runs: dict[float, Path]) -> Non
 
 
 def test_load_routing_errors(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(RunError, match="not found"):
         ex.load_routing(tmp_path)
     np.savez(tmp_path / "routing.npz", tasks=np.array(["a"]))
     with pytest.raises(KeyError, match="no routing"):

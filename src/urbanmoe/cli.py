@@ -2,22 +2,29 @@
 
 Every verb reads the one configuration (``--config``, default ``config/config.yaml`` when present,
 else the schema's defaults) with ``--set key=value`` overrides. Bad input ends with one line on
-stderr naming the file, field and value, and exit status 2.
+stderr naming the file, field and value, and exit status 2; a bug says so, keeps its traceback
+and exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from urbanmoe import commands
-from urbanmoe.config import ConfigError, load_config
-from urbanmoe.data.table import DataError
+from urbanmoe.config import load_config
+from urbanmoe.errors import InputError
+from urbanmoe.io import check_writable
 
+EXIT_BUG = 1
 EXIT_BAD_INPUT = 2
+OUTPUT_FLAGS = ("out", "maps", "record")  # checked writable before any work
 TRANSFER_PARTS = ("all", "west", "east", "south", "north")  # training/transfer.py: PARTS
 
 
@@ -232,18 +239,48 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``urbanmoe`` console script."""
+    """Entry point of the ``urbanmoe`` console script.
+
+    Bad input (``InputError`` and its kinds, or a path that does not exist) prints one line and
+    returns 2. Anything else is a bug: one line saying so and where its traceback was written,
+    and 1. ``-v`` lets every exception through with its traceback.
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_config(args.config, args.overrides)
+        for flag in OUTPUT_FLAGS:
+            if getattr(args, flag, None) is not None:
+                check_writable(Path(str(getattr(args, flag)).replace("{seed}", "0")), f"--{flag}")
         return int(args.func(args, cfg))
-    except (ConfigError, DataError, ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (InputError, FileNotFoundError, NotADirectoryError) as exc:
         if args.verbose:
             raise
-        print(f"urbanmoe: error: {exc}", file=sys.stderr)
+        print(f"urbanmoe: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception as exc:
+        if args.verbose:
+            raise
+        where = _keep_traceback()
+        print(f"urbanmoe: internal error (a bug, not your input): {type(exc).__name__}: "
+              f"{_one_line(exc)}; traceback in {where} (or rerun with -v)", file=sys.stderr)
+        return EXIT_BUG
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exception's message on one line; an OSError as 'path: reason'."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror.lower()}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _keep_traceback() -> str:
+    """Write the current exception's traceback to a temporary file; its path."""
+    fd, path = tempfile.mkstemp(prefix="urbanmoe-traceback-", suffix=".txt")
+    with os.fdopen(fd, "w") as fh:
+        traceback.print_exc(file=fh)
+    return path
 
 
 if __name__ == "__main__":

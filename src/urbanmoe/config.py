@@ -18,11 +18,10 @@ from typing import Any
 import jsonschema
 import yaml
 
+from urbanmoe.errors import ConfigError
+
 DEFAULT_CONFIG_PATH = Path("config/config.yaml")
-
-
-class ConfigError(ValueError):
-    """A configuration problem, as one line naming the file, key and value."""
+__all__ = ["ConfigError", "apply_overrides", "config_hash", "load_config", "schema", "validate"]
 
 
 def schema() -> dict[str, Any]:
@@ -61,20 +60,39 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str], source: str =
         node[path[-1]] = value
 
 
-def validate(cfg: dict[str, Any], source: str) -> dict[str, Any]:
-    """Fill defaults, then validate; raise ConfigError naming the key and the offending value."""
+def validate(cfg: dict[str, Any], source: str,
+             overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Fill defaults, then validate; raise ConfigError naming the key and the offending value.
+
+    An error at or under a key that one of ``overrides`` set is blamed on that ``--set`` item,
+    not on ``source``.
+    """
     out = copy.deepcopy(cfg)
     _fill_defaults(out, schema())
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(out), key=lambda e: list(e.path))
     if errors:
         err = errors[0]
-        where = ".".join(str(p) for p in err.path) or "(top level)"
-        raise ConfigError(f"{source}: {where}: {err.message}")
+        path = [str(p) for p in err.path]
+        where = ".".join(path) or "(top level)"
+        culprit = path
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            culprit = path + extra[:1]
+        raise ConfigError(f"{_blame(culprit, overrides, source)}: {where}: {err.message}")
     model = out["model"]
     if model["n_specific"] + model["n_dual"] + model["n_shared"] == 0:
         raise ConfigError(f"{source}: model: n_specific + n_dual + n_shared is 0: no experts")
     return out
+
+
+def _blame(path: list[str], overrides: Iterable[str], source: str) -> str:
+    """``--set KEY=VALUE`` when the last override touching ``path`` set it, else ``source``."""
+    for item in reversed(list(overrides)):
+        key = item.split("=", 1)[0].split(".")
+        if key == path[:len(key)] or (path and path == key[:len(path)]):
+            return f"--set {item}"
+    return source
 
 
 def load_config(path: Path | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
@@ -93,8 +111,9 @@ def load_config(path: Path | None = None, overrides: Iterable[str] = ()) -> dict
             raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
         if not isinstance(cfg, dict):
             raise ConfigError(f"{path}: (top level): expected a mapping, got {type(cfg).__name__}")
-    apply_overrides(cfg, overrides, source=f"{source} --set")
-    return validate(cfg, source)
+    overrides = list(overrides)
+    apply_overrides(cfg, overrides)
+    return validate(cfg, source, overrides)
 
 
 def config_hash(cfg: Mapping[str, Any]) -> str:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from urbanmoe.errors import ConfigError, DataError
+
 EARTH_RADIUS_KM = 6371.0088
 
 
@@ -56,7 +58,7 @@ def kfold_split(n: int, folds: int, fold: int, fractions: tuple[float, float, fl
     other folds split into training and validation in the proportion of ``fractions[:2]``.
     Over the folds every row is tested exactly once (small cities: ``split.kind: kfold``)."""
     if not 0 <= fold < folds <= n:
-        raise ValueError(f"split.folds {folds}: fold {fold} of {n} regions does not exist")
+        raise DataError(f"split.folds {folds}: fold {fold} of {n} regions does not exist")
     parts = np.array_split(np.random.default_rng(seed).permutation(n), folds)
     rest = np.concatenate([p for k, p in enumerate(parts) if k != fold])  # in random order
     n_val = int(round(len(rest) * fractions[1] / (fractions[0] + fractions[1])))
@@ -78,7 +80,7 @@ def spatial_block_split(
     blocks = block_ids(coords, block_km)
     n_blocks = int(blocks.max()) + 1
     if n_blocks < 3:
-        raise ValueError(f"spatial_block split: only {n_blocks} block(s) of {block_km} km; "
+        raise DataError(f"spatial_block split: only {n_blocks} block(s) of {block_km} km; "
                          "use a smaller split.block_km")
     order = np.random.default_rng(seed).permutation(n_blocks)
     sizes = np.bincount(blocks, minlength=n_blocks)[order]
@@ -108,6 +110,6 @@ def make_split(
         return kfold_split(n, folds, fold, fractions, seed)
     if kind == "spatial_block":
         if coords is None:
-            raise ValueError("split.kind spatial_block needs lat/lon columns in the region table")
+            raise DataError("split.kind spatial_block needs lat/lon columns in the region table")
         return spatial_block_split(coords, fractions, seed, block_km)
-    raise ValueError(f"unknown split kind {kind!r}")
+    raise ConfigError(f"unknown split kind {kind!r}")

@@ -36,6 +36,7 @@ import yaml
 from urbanmoe.data.latent import Grid, make_factors, make_grid, softplus, standardise
 from urbanmoe.data.poi import POI_CATEGORIES, POI_COLUMNS
 from urbanmoe.data.render import render_tiles
+from urbanmoe.errors import ConfigError
 from urbanmoe.features.describe import describe_template
 
 GENERATOR = "urbanmoe.synth"
@@ -127,11 +128,11 @@ class SynthSettings:
     def __post_init__(self) -> None:
         """Reject settings the generator cannot honour, with the offending value."""
         if self.tile_size < 1:
-            raise ValueError(f"tile_size must be >= 1, got {self.tile_size}")
+            raise ConfigError(f"tile_size must be >= 1, got {self.tile_size}")
         if len(self.noise_share) != len(TASKS) or not all(0 <= v < 0.9 for v in self.noise_share):
-            raise ValueError(f"noise_share needs 3 values in [0, 0.9), got {self.noise_share}")
+            raise ConfigError(f"noise_share needs 3 values in [0, 0.9), got {self.noise_share}")
         if self.length_scale <= 0 or self.grid_slack < 1 or self.poi_dispersion <= 0:
-            raise ValueError("length_scale and poi_dispersion must be > 0, grid_slack >= 1")
+            raise ConfigError("length_scale and poi_dispersion must be > 0, grid_slack >= 1")
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,7 @@ def generate_city(
     interrupted run never leaves a folder that looks complete.
     """
     if name not in CITIES:
-        raise ValueError(f"unknown synthetic city {name!r}; choose from {sorted(CITIES)}")
+        raise ConfigError(f"unknown synthetic city {name!r}; choose from {sorted(CITIES)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / name

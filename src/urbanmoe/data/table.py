@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import yaml
+from pyarrow import ArrowException
+
+from urbanmoe.errors import DataError
 
 if TYPE_CHECKING:
     from urbanmoe.data.groups import FeatureGroup
@@ -22,10 +25,6 @@ TRANSFORMS = ("log1p", "none")
 _DATASET_KEYS = {"name", "city", "table", "targets", "embeddings", "feature_groups", "bbox",
                  "geometry", "noise_ceiling", "source"}
 _TARGET_KEYS = {"transform", "unit"}
-
-
-class DataError(ValueError):
-    """Bad input data, as one line: file, column, value."""
 
 
 @dataclass
@@ -95,12 +94,22 @@ def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV or Parquet table; region_id read as string."""
     if not path.exists():
         raise DataError(f"{path}: file not found")
-    if path.suffix.lower() == ".parquet":
-        df = pd.read_parquet(path)
-    elif path.suffix.lower() == ".csv":
-        df = pd.read_csv(path, dtype={ID: str}, keep_default_na=True)
-    else:
+    if path.is_dir():
+        raise DataError(f"{path}: a folder, not a table file")
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
         raise DataError(f"{path}: unsupported table format {path.suffix!r} (use .csv or .parquet)")
+    try:
+        if suffix == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path, dtype={ID: str}, keep_default_na=True)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty (no header, no rows)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ArrowException) as exc:
+        what = "CSV" if suffix == ".csv" else "Parquet"
+        raise DataError(f"{path}: not a readable {what} table: "
+                        f"{' '.join(str(exc).split())[:200]}") from None
     if ID in df.columns:
         df[ID] = df[ID].astype(str)
     return df

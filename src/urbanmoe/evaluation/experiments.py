@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from urbanmoe.errors import ConfigError
 from urbanmoe.models.layout import TABLE5_PRESETS
 
 SEP = "@"
@@ -37,13 +38,13 @@ def parse_variant(label: str) -> tuple[str, list[str]]:
     """(model name, ``key=value`` overrides) of a variant label; a one-line error if malformed."""
     model, *items = label.split(SEP)
     if not model:
-        raise ValueError(f"variant {label!r}: no model name before {SEP!r}")
+        raise ConfigError(f"variant {label!r}: no model name before {SEP!r}")
     for item in items:
         key, eq, _ = item.partition("=")
         if not eq or not key:
-            raise ValueError(f"variant {label!r}: {item!r} is not key=value")
+            raise ConfigError(f"variant {label!r}: {item!r} is not key=value")
         if key == "model.name":
-            raise ValueError(f"variant {label!r}: the model name comes first, not as model.name")
+            raise ConfigError(f"variant {label!r}: the model name comes first, not as model.name")
     return model, items
 
 

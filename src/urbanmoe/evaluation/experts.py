@@ -27,6 +27,7 @@ import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 
+from urbanmoe.errors import RunError
 from urbanmoe.evaluation.palette import CATEGORY_COLOURS, save_figure, use_agg
 
 __all__ = ["CATEGORIES", "CATEGORY_NAMES", "Routing", "eligibility", "expert_tsne", "figure4",
@@ -112,7 +113,7 @@ def load_routing(run_dir: Path | str, key: str = "all") -> Routing:
     run_dir = Path(run_dir)
     path = run_dir / "routing.npz"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {run_dir} an UrbanMoE run folder?")
+        raise RunError(f"{path} not found: is {run_dir} an UrbanMoE run folder?")
     with np.load(path, allow_pickle=False) as z:  # region_id is not read (an object array)
         names = z.files
         branches = [n.split("/")[1] for n in names
@@ -130,7 +131,7 @@ def load_routing(run_dir: Path | str, key: str = "all") -> Routing:
     for b in branches:
         n, t, e = arrays["gates"][b].shape
         if (t, e) != (len(tasks), len(labels)) or arrays["experts"][b].shape[:2] != (n, e):
-            raise ValueError(f"{path}: inconsistent shapes for branch {b!r}")
+            raise RunError(f"{path}: inconsistent shapes for branch {b!r}")
     return Routing(run_dir, key, tasks, branches, labels, arrays["gates"], arrays["experts"],
                    arrays["fused"], float(cfg["model"]["eps"]), cfg, metrics)
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from urbanmoe.config import config_hash
 from urbanmoe.data.table import ID, RegionDataset, read_embeddings
+from urbanmoe.errors import ConfigError
 from urbanmoe.io import atomic_path, sha256_file, write_json
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def build_encoder(modality: str, settings: dict[str, Any]) -> Encoder:
     key = (modality, settings["encoder"])
     if key not in _REGISTRY:
         known = sorted(n for m, n in _REGISTRY if m == modality)
-        raise ValueError(f"features.{modality}.encoder: unknown {key[1]!r} (known: {known})")
+        raise ConfigError(f"features.{modality}.encoder: unknown {key[1]!r} (known: {known})")
     return _REGISTRY[key](settings)
 
 

@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 
 from urbanmoe.data.poi import POI_CATEGORIES, POI_LABELS, POI_PREFIX
+from urbanmoe.errors import DataError
 
 # Functional groups of the 15 categories and how the description words each of them.
 _FUNCTIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -57,12 +58,12 @@ def _normalise_counts(poi_counts: Mapping[str, int]) -> dict[str, int]:
     for key, value in poi_counts.items():
         cat = key[len(POI_PREFIX) :] if key.startswith(POI_PREFIX) else key
         if cat not in counts:
-            raise ValueError(f"unknown POI category {key!r}")
+            raise DataError(f"unknown POI category {key!r}")
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
         n = int(value)
         if n != value or n < 0:
-            raise ValueError(f"POI count for {key!r} must be a non-negative integer, got {value!r}")
+            raise DataError(f"POI count for {key!r} must be a non-negative integer, got {value!r}")
         counts[cat] += n
     return counts
 

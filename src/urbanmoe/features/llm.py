@@ -29,6 +29,7 @@ import pandas as pd
 import yaml
 
 from urbanmoe.data.table import POI_PREFIX, DataError, load_dataset, read_table
+from urbanmoe.errors import ConfigError, LLMError
 from urbanmoe.features.describe import build_prompt, describe_template
 from urbanmoe.io import atomic_path, write_json
 
@@ -36,10 +37,6 @@ ENV_BASE_URL = "URBANMOE_LLM_BASE_URL"
 ENV_MODEL = "URBANMOE_LLM_MODEL"
 ENV_API_KEY = "URBANMOE_LLM_API_KEY"
 BACKENDS = ("template", "openai")
-
-
-class LLMError(RuntimeError):
-    """An LLM request or configuration problem, as one line."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +78,7 @@ class RateLimiter:
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if requests_per_minute <= 0:
-            raise ValueError(f"requests_per_minute must be positive, got {requests_per_minute}")
+            raise ConfigError(f"requests_per_minute must be positive, got {requests_per_minute}")
         self.interval, self.burst, self.tokens = 60.0 / requests_per_minute, burst, float(burst)
         self.clock, self.sleep, self.stamp = clock, sleep, clock()
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from urbanmoe.data.groups import POI_GROUP
 from urbanmoe.data.table import RegionDataset
+from urbanmoe.errors import ConfigError
 from urbanmoe.features.base import MODALITIES, has_modality
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def plan_inputs(ds: RegionDataset, m: Mapping[str, Any]) -> InputPlan:
         branches = primary + [g for g in tabular if g not in context]
     both = sorted(set(branches) & set(context))
     if both:
-        raise ValueError(f"model.context: {both[0]!r} is also one of model.branches")
+        raise ConfigError(f"model.context: {both[0]!r} is also one of model.branches")
     for name in [c for c in context if c not in groups]:
         log.warning("%s: model.context names %r, not one of its feature groups %s; left out",
                     ds.name, name, sorted(groups))

@@ -22,6 +22,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from urbanmoe.data.table import DataError, RegionDataset
+from urbanmoe.errors import ConfigError
 from urbanmoe.features.base import register
 from urbanmoe.features.image import read_tile
 from urbanmoe.io import sha256_file
@@ -100,7 +101,7 @@ def load_remoteclip(arch: str, checkpoint: Path | None,
     import open_clip
 
     if arch not in ARCHS:
-        raise ValueError(f"features.remoteclip.arch: unknown {arch!r} (known: {list(ARCHS)})")
+        raise ConfigError(f"features.remoteclip.arch: unknown {arch!r} (known: {list(ARCHS)})")
     path = Path(checkpoint) if checkpoint is not None else None
     sd = read_state_dict(path) if path is not None else None
     def quiet(rec: logging.LogRecord) -> bool:  # open_clip's "initialized randomly": ours below
@@ -220,7 +221,7 @@ class RemoteCLIPTextEncoder(_RemoteCLIP):
 
 def _settings(settings: Mapping[str, Any], modality: str) -> dict[str, Any]:
     if "remoteclip" not in settings:
-        raise ValueError(f"features.{modality}.encoder: remoteclip: the features.remoteclip "
+        raise ConfigError(f"features.{modality}.encoder: remoteclip: the features.remoteclip "
                          "section was not passed along (use features.base.encoder_settings)")
     return {**DEFAULTS, **settings["remoteclip"]}  # unknown keys: the schema refuses them
 

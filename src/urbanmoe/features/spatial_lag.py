@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from urbanmoe.errors import DataError
+
 TRANSDUCTIVE_NOTE = "transductive: uses labels of nearby training regions"
 
 
@@ -58,7 +60,7 @@ def neighbours(xy: np.ndarray, candidates: np.ndarray, groups: np.ndarray | None
     ok = np.take_along_axis(keep, order, axis=1)
     if not ok.all():
         bad = int(np.flatnonzero(~ok.all(axis=1))[0])
-        raise ValueError(f"spatial lag: region row {bad} has fewer than {k} training neighbours "
+        raise DataError(f"spatial lag: region row {bad} has fewer than {k} training neighbours "
                          "outside its own group; lower spatial.lag_k")
     return np.take_along_axis(rows, order, axis=1), np.take_along_axis(dist, order, axis=1)
 
@@ -79,7 +81,7 @@ def lag_features(xy_km: np.ndarray, y_log: np.ndarray, train: np.ndarray, k: int
     for j in range(y_log.shape[1]):
         candidates = train[np.isfinite(y_train[train, j])]
         if len(candidates) < k + 1:
-            raise ValueError(f"spatial lag: task column {j} has {len(candidates)} observed "
+            raise DataError(f"spatial lag: task column {j} has {len(candidates)} observed "
                              f"training labels; spatial.lag_k = {k} needs more")
         rows, dist = neighbours(xy, candidates, groups, k)
         w = 1.0 / np.maximum(dist, min_km)  # (N, k)

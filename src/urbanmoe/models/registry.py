@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from urbanmoe.data.table import RegionDataset
+from urbanmoe.errors import ConfigError
 from urbanmoe.features.base import has_modality
 from urbanmoe.features.plan import plan_inputs
 
@@ -111,7 +112,7 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
 def get(name: str) -> ModelSpec:
     """The spec of ``model.name``; a one-line error naming the known ones otherwise."""
     if name not in MODELS:
-        raise ValueError(f"model.name: unknown {name!r} (known: {sorted(MODELS)})")
+        raise ConfigError(f"model.name: unknown {name!r} (known: {sorted(MODELS)})")
     return MODELS[name]
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from urbanmoe.data.splits import Split
+from urbanmoe.errors import ConfigError, DataError
 from urbanmoe.evaluation.metrics import regression_metrics
 from urbanmoe.features.spatial_lag import TRANSDUCTIVE_NOTE
 from urbanmoe.models import registry
@@ -120,7 +121,7 @@ def fit_auto(prep: Prepared, cfg: dict[str, Any], seed: int, device: torch.devic
     torch candidates' weights under ``<candidate>.`` prefixes."""
     s = cfg["spatial"]
     if s["lag"] != "none" or s["ensemble"] != "none":
-        raise ValueError("model.name auto: it chooses its own spatial context; leave "
+        raise ConfigError("model.name auto: it chooses its own spatial context; leave "
                          "spatial.lag and spatial.ensemble at none")
     va, te = prep.split.val, prep.split.test
     both = replace(prep, split=Split(prep.split.train, va, np.concatenate([va, te])))
@@ -137,7 +138,7 @@ def fit_auto(prep: Prepared, cfg: dict[str, Any], seed: int, device: torch.devic
         val_preds[cid], test_preds[cid] = out.pred_std[:len(va)], out.pred_std[len(va):]
         fitted[cid] = out
     if not fitted:
-        raise ValueError(f"model.name auto: {prep.ds.name} serves none of the candidates "
+        raise DataError(f"model.name auto: {prep.ds.name} serves none of the candidates "
                          f"{[c for c, _, _ in CANDIDATES]}")
     y, observed = prep.data.y.numpy()[va], prep.data.observed.numpy()[va]
     weights, scores = choose(val_preds, y, observed, prep.tasks, seed)

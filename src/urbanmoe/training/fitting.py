@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from urbanmoe.errors import ConfigError, RunError
 from urbanmoe.evaluation.efficiency import count_parameters
 from urbanmoe.features.spatial_lag import TRANSDUCTIVE_NOTE
 from urbanmoe.models.baselines.heads import FeatureHead
@@ -47,7 +48,7 @@ def fit_kwargs(cfg: dict[str, Any], tasks: list[str], gen: torch.Generator,
     t = cfg["train"]
     unknown = sorted(set(t["loss_weights"]) - set(tasks))
     if unknown:
-        raise ValueError(f"train.loss_weights: {unknown[0]!r} is not a task of this dataset "
+        raise ConfigError(f"train.loss_weights: {unknown[0]!r} is not a task of this dataset "
                          f"({tasks})")
     weights = torch.tensor([float(t["loss_weights"].get(k, 1.0)) for k in tasks])
     return dict(lr=t["lr"], region_lr=t["region_lr"], weight_decay=t["weight_decay"],
@@ -78,15 +79,15 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], key: st
     expected = model.state_dict()
     for name, tensor in expected.items():
         if name not in mine:
-            raise ValueError(f"model.pt: no tensor {prefix + name!r} (a checkpoint of another "
+            raise RunError(f"model.pt: no tensor {prefix + name!r} (a checkpoint of another "
                              "model or configuration)")
         if tuple(mine[name].shape) != tuple(tensor.shape):
-            raise ValueError(f"model.pt: {prefix + name} has shape {tuple(mine[name].shape)}; "
+            raise RunError(f"model.pt: {prefix + name} has shape {tuple(mine[name].shape)}; "
                              f"these inputs need {tuple(tensor.shape)} (features of another "
                              "dataset or configuration)")
     extra = sorted(set(mine) - set(expected))
     if extra:
-        raise ValueError(f"model.pt: unexpected tensor {prefix + extra[0]!r} (a checkpoint of "
+        raise RunError(f"model.pt: unexpected tensor {prefix + extra[0]!r} (a checkpoint of "
                          "another model or configuration)")
     model.load_state_dict(mine)
 
@@ -148,7 +149,7 @@ def with_tuned_knn(out: Fitted, prep: Prepared, cfg: dict[str, Any]) -> Fitted:
     the combination is fitted on the validation rows only."""
     kind = cfg["spatial"]["ensemble"]
     if out.val_pred_std is None:
-        raise ValueError(f"spatial.ensemble {kind}: model.name {cfg['model']['name']} has no "
+        raise ConfigError(f"spatial.ensemble {kind}: model.name {cfg['model']['name']} has no "
                          "validation predictions (use a model trained by the loop)")
     knn_val, knn_test, knn_chosen, knn_params = tuned_knn(prep, cfg["baselines"])
     va = prep.split.val

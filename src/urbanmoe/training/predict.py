@@ -26,16 +26,13 @@ import yaml
 
 from urbanmoe.config import validate
 from urbanmoe.data.table import RegionDataset
+from urbanmoe.errors import RunError
 from urbanmoe.models import registry
 from urbanmoe.training.run import fit_folds
 from urbanmoe.training.seeding import resolve_device, seed_everything
 from urbanmoe.training.targets import forward_transform, inverse_transform
 
 CHECK_TOLERANCE = 1e-3  # log1p units: the recomputed test predictions against the run's
-
-
-class RunError(ValueError):
-    """A run folder that cannot be applied, as one line naming the file."""
 
 
 @dataclass
@@ -58,7 +55,8 @@ def run_folders(paths: list[Path]) -> list[Path]:
         if (path / "metrics.json").is_file():
             runs.append(path)
             continue
-        inner = sorted(p.parent for p in path.glob("*/metrics.json"))
+        inner = sorted(p.parent for p in path.glob("*/metrics.json")
+                       if not p.parent.name.startswith("."))
         if not inner:
             raise RunError(f"{path}: not a run folder (no metrics.json here or one level down)")
         runs.extend(inner)

@@ -8,6 +8,8 @@ import sys
 import numpy as np
 import torch
 
+from urbanmoe.errors import ConfigError
+
 
 def seed_everything(seed: int, threads: int = 0) -> torch.Generator:
     """Seed Python, NumPy and torch, make torch deterministic, return a seeded CPU generator."""
@@ -43,5 +45,5 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device: 'cuda' requested but no CUDA device is available")
+        raise ConfigError("train.device: 'cuda' requested but no CUDA device is available")
     return torch.device(name)

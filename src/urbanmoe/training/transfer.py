@@ -40,6 +40,7 @@ import yaml
 
 from urbanmoe.data.splits import Split
 from urbanmoe.data.table import ID, RegionDataset, load_dataset
+from urbanmoe.errors import ConfigError, DataError, InputError
 from urbanmoe.training.run import run_on
 
 PARTS = ("all", "west", "east", "south", "north")
@@ -51,9 +52,9 @@ def city_part(ds: RegionDataset, part: str) -> RegionDataset:
     if part == "all":
         return ds
     if part not in PARTS:
-        raise ValueError(f"transfer: part {part!r} is not one of {PARTS}")
+        raise ConfigError(f"transfer: part {part!r} is not one of {PARTS}")
     if ds.coords is None:
-        raise ValueError(f"{ds.root}: transfer part {part} needs lat/lon columns")
+        raise DataError(f"{ds.root}: transfer part {part} needs lat/lon columns")
     axis = 1 if part in ("west", "east") else 0
     values = ds.coords[:, axis]
     median = float(np.median(values))
@@ -74,11 +75,11 @@ def join_cities(source: RegionDataset, target: RegionDataset) -> tuple[RegionDat
     """
     tasks = [t for t in source.tasks if t in target.tasks]
     if not tasks:
-        raise ValueError(f"transfer: {source.name} ({source.tasks}) and {target.name} "
+        raise DataError(f"transfer: {source.name} ({source.tasks}) and {target.name} "
                          f"({target.tasks}) share no target")
     for t in tasks:
         if source.transforms[t] != target.transforms[t]:
-            raise ValueError(f"transfer: target {t!r} is {source.transforms[t]} in "
+            raise DataError(f"transfer: target {t!r} is {source.transforms[t]} in "
                              f"{source.name} and {target.transforms[t]} in {target.name}")
     cols = [c for c in ("lat", "lon", "text") if c in source.table and c in target.table]
     cols += sorted(set(source.poi_columns) & set(target.poi_columns))
@@ -159,7 +160,7 @@ def transfer_run(source_dir: Path, target_dir: Path, seed: int, out_dir: Path,
     if Path(source_dir).resolve() == Path(target_dir).resolve():
         overlap = source_part == target_part or "all" in (source_part, target_part)
         if overlap or {source_part, target_part} not in ({"west", "east"}, {"south", "north"}):
-            raise ValueError(f"transfer: {source_dir} {source_part} -> {target_part} overlap; "
+            raise InputError(f"transfer: {source_dir} {source_part} -> {target_part} overlap; "
                              "use opposite parts (west/east, south/north) of one city")
     source = city_part(load_dataset(Path(source_dir)), source_part)
     target = city_part(load_dataset(Path(target_dir)), target_part)

@@ -22,6 +22,7 @@ import yaml
 
 from urbanmoe.data.report import write_report
 from urbanmoe.data.table import DataError, load_dataset
+from urbanmoe.errors import ConfigError, InputError
 from urbanmoe.io import atomic_path, sha256_file
 
 REPOSITORY = "siruzhong/UrbanCLIP-Dataset-Toolkit"
@@ -44,7 +45,7 @@ _COORD = re.compile(r"^\(\s*([^,()\s]+)\s*,\s*([^,()\s]+)\s*\)$")
 
 def _check_city(city: str) -> str:
     if not _CITY.match(city):
-        raise ValueError(f"city {city!r}: expected a toolkit city name such as 'Beijing'")
+        raise InputError(f"city {city!r}: expected a toolkit city name such as 'Beijing'")
     return city
 
 
@@ -179,10 +180,10 @@ def import_urbanclip_city(city_dir: Path, out_dir: Path, *, city: str | None = N
     city_dir, out_dir = Path(city_dir), Path(out_dir)
     city = _check_city(city or city_dir.name)
     if gdp_fill not in GDP_FILL_POLICIES:
-        raise ValueError(f"gdp_fill: {gdp_fill!r} is not one of {list(GDP_FILL_POLICIES)}")
+        raise ConfigError(f"gdp_fill: {gdp_fill!r} is not one of {list(GDP_FILL_POLICIES)}")
     src, dst = city_dir.resolve(), out_dir.resolve()
     if src == dst or dst in src.parents:
-        raise ValueError(f"{out_dir}: the output folder would replace the input {city_dir}")
+        raise InputError(f"{out_dir}: the output folder would replace the input {city_dir}")
     files = upstream_files(city)
     csv_path, cap_path = (city_dir / name for name in files)
     df = _read_csv(csv_path)

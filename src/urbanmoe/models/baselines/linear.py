@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from urbanmoe.errors import DataError
 from urbanmoe.training.prepare import Prepared
 
 RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
@@ -32,7 +33,7 @@ def task_rows(prep: Prepared, j: int) -> tuple[np.ndarray, np.ndarray]:
     tr, va = prep.split.train, prep.split.val
     rows_tr = tr[observed[tr]]
     if len(rows_tr) == 0:
-        raise ValueError(f"{prep.ds.name}: task {prep.tasks[j]!r} has no observed training label")
+        raise DataError(f"{prep.ds.name}: task {prep.tasks[j]!r} has no observed training label")
     return rows_tr, va[observed[va]]
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from urbanmoe.errors import DataError
 from urbanmoe.features.spatial_lag import neighbours
 from urbanmoe.models.baselines.linear import task_rows
 from urbanmoe.models.region import project_km
@@ -33,7 +34,7 @@ def coords_km(prep: Prepared) -> np.ndarray:
     Coordinates are inputs, not labels, so centring on every region leaks nothing.
     """
     if prep.ds.coords is None:
-        raise ValueError(f"kNN on coordinates needs lat/lon; dataset {prep.ds.name} has none")
+        raise DataError(f"kNN on coordinates needs lat/lon; dataset {prep.ds.name} has none")
     ll = torch.as_tensor(np.asarray(prep.ds.coords, dtype=np.float64))  # (N, 2) lat, lon
     lat0, lon0 = (float(v) for v in ll.median(dim=0).values)
     x, y = project_km(ll, lat0, lon0)

@@ -41,8 +41,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from urbanmoe.data.table import DataError
 from urbanmoe.data.tiles import load_tiles
+from urbanmoe.errors import ConfigError, DataError
 from urbanmoe.features.remoteclip import RGB_BANDS, check_state_dict, read_state_dict
 from urbanmoe.models.registry import Representation
 from urbanmoe.training.prepare import Prepared
@@ -75,14 +75,14 @@ def build_model(arch: str, checkpoint: str | Path | None,
     register_configs()
     cfg = open_clip.get_model_config(arch)
     if cfg is None:
-        raise ValueError(f"baselines.urbanclip.arch: unknown open_clip architecture {arch!r} "
+        raise ConfigError(f"baselines.urbanclip.arch: unknown open_clip architecture {arch!r} "
                          f"(e.g. {TINY!r}, 'ViT-B-32')")
     text_cfg = cfg.get("text_cfg", {})
     if text_cfg.get("hf_model_name") or text_cfg.get("hf_tokenizer_name"):
-        raise ValueError(f"baselines.urbanclip.arch: {arch} needs a Hugging Face text model or "
+        raise ConfigError(f"baselines.urbanclip.arch: {arch} needs a Hugging Face text model or "
                          "tokenizer (a download); pick an arch with open_clip's own text tower")
     if "multimodal_cfg" in cfg:
-        raise ValueError(f"baselines.urbanclip.arch: {arch} is a CoCa model; the captioning "
+        raise ConfigError(f"baselines.urbanclip.arch: {arch} is a CoCa model; the captioning "
                          "term is left out, use its CLIP counterpart")
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and not path.is_file():
@@ -112,7 +112,7 @@ def _contrastive_fit(model: torch.nn.Module, batch: Callable[[np.ndarray], tuple
     from open_clip import ClipLoss
 
     if len(train) < 2:
-        raise ValueError(f"UrbanCLIP: {len(train)} training regions; the contrastive loss "
+        raise DataError(f"UrbanCLIP: {len(train)} training regions; the contrastive loss "
                          "needs at least 2")
     gen = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -181,7 +181,7 @@ def learn(prep: Prepared, b: dict[str, Any], seed: int, device: str | torch.devi
     texts, paths = ds.texts, ds.image_paths
     if texts is None or paths is None:
         missing = " and ".join(n for n, v in (("text", texts), ("image_path", paths)) if v is None)
-        raise ValueError(f"UrbanCLIP needs image-text pairs; {ds.name} has no {missing} column")
+        raise DataError(f"UrbanCLIP needs image-text pairs; {ds.name} has no {missing} column")
     dev = torch.device(device)
     model, tokenizer = build_model(s["arch"], s["checkpoint"], seed)
     model = model.to(dev)

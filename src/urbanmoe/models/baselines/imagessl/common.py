@@ -26,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from urbanmoe.data.tiles import load_tiles
+from urbanmoe.errors import DataError
 from urbanmoe.models.region import project_km
 from urbanmoe.training.prepare import Prepared
 
@@ -118,7 +119,7 @@ def augment(x: torch.Tensor, gen: torch.Generator, min_scale: float = 0.6) -> to
 def projected_km(prep: Prepared) -> np.ndarray:
     """(N, 2) region centres in km on a local projection around their mean (needs coords)."""
     if prep.ds.coords is None:
-        raise ValueError(f"{prep.ds.name}: this baseline needs region coordinates (lat/lon)")
+        raise DataError(f"{prep.ds.name}: this baseline needs region coordinates (lat/lon)")
     coords = torch.as_tensor(prep.ds.coords, dtype=torch.float64)
     lat0, lon0 = (float(v) for v in coords.mean(0))
     x, y = project_km(coords, lat0, lon0)
