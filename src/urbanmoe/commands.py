@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from urbanmoe.config import load_config
+from urbanmoe.errors import InputError
 
 
 def cmd_synth(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
@@ -76,9 +77,9 @@ def label_spec(text: str) -> tuple[str, Any]:
         name, rest = text.split("=", 1)
         path, agg, unit = rest.rsplit(":", 2)
     except ValueError:
-        raise ValueError(f"--label {text!r}: expected NAME=PATH:AGG:UNIT") from None
+        raise InputError(f"--label {text!r}: expected NAME=PATH:AGG:UNIT") from None
     if agg not in ("sum", "mean"):
-        raise ValueError(f"--label {text!r}: AGG {agg!r} is not sum or mean")
+        raise InputError(f"--label {text!r}: AGG {agg!r} is not sum or mean")
     return name, LabelSpec(Path(path), agg, unit)  # type: ignore[arg-type]
 
 
@@ -87,7 +88,7 @@ def cmd_build(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from urbanmoe.data.synthetic import CITIES
 
     if (args.city is None) == (args.bbox is None):
-        raise ValueError("build: give exactly one of --city (a Table 1 city) and --bbox")
+        raise InputError("build: give exactly one of --city (a Table 1 city) and --bbox")
     bbox = tuple(args.bbox) if args.bbox else CITIES[args.city].bbox
     settings = BuildSettings(bbox=bbox, patch_px=args.patch_px, resolution_m=args.resolution_m,
                              poi_mapping=args.poi_mapping)
@@ -109,7 +110,7 @@ def _each_seed(args: argparse.Namespace, run: Any) -> int:
     """``run(seed, run_dir)`` for every ``--seed``, ``--out`` holding ``{seed}`` when several."""
     out = str(args.out)
     if len(args.seed) > 1 and "{seed}" not in out:
-        raise ValueError(f"--out {out}: with several seeds it must contain {{seed}}")
+        raise InputError(f"--out {out}: with several seeds it must contain {{seed}}")
     for seed in args.seed:
         run_dir = Path(out.replace("{seed}", str(seed)))
         _print_run(run(seed, run_dir), run_dir)
@@ -158,6 +159,8 @@ def _print_run(metrics: dict[str, Any], run_dir: Path) -> None:
     eff = metrics["efficiency"]
     print(f"  params {eff['params']:,}  peak memory {eff['peak_memory_mb']:.0f} MB  "
           f"train {eff['train_seconds']:.1f} s")
+    for note in metrics.get("notes") or []:
+        print(f"  note: {note}")
 
 
 def cmd_predict(args: argparse.Namespace, cfg: dict[str, Any]) -> int:

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import hashlib
 import json
+import math
 import os
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from urbanmoe.errors import InputError
+
+TMP_PREFIX = ".tmp-"
+OWNER = ".owner"
+OLD = ".old"  # where a replaced folder waits when it cannot be exchanged in one step
+STALE_UNOWNED_SECONDS = 60.0  # a temporary without an owner file: killed before writing it
 
 
 @contextlib.contextmanager
@@ -21,40 +33,151 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
     Works for files and folders: write into the yielded path, and it replaces ``target`` only
     when the block finishes without error. On error the temporary is removed and any previous
-    ``target`` is left as it was.
+    ``target`` is left as it was. The temporary is a hidden folder ``.tmp-<name>-*`` holding an
+    owner file (host and process id); a writer killed with ``kill -9`` leaves it behind, and the
+    next write of the same ``target`` removes it once its owner is gone. Readers of run folders
+    never enter hidden folders (``visible_files``).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+    remove_stale_temporaries(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{target.name}-", dir=target.parent))
+    (tmp / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
     work = tmp / target.name
     try:
         yield work
-        if target.is_dir() and not target.is_symlink():
-            old = tmp / ".old"
-            os.replace(target, old)
-        os.replace(work, target)
+        if not (target.is_dir() and not target.is_symlink()):
+            os.replace(work, target)
+        elif not _exchange(work, target):  # the old folder is now at work, removed below
+            os.replace(target, tmp / OLD)  # no atomic exchange here: two renames
+            os.replace(work, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2`` with ``RENAME_EXCHANGE``), so a folder
+    is replaced without a moment when neither version is in place; False where unsupported."""
+    fn = getattr(_LIBC, "renameat2", None) if _LIBC is not None else None
+    if fn is None:
+        return False
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+except OSError:
+    _LIBC = None
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Remove the temporaries of ``target`` left by writers that no longer run; their paths.
+
+    A folder that a killed writer had moved aside to replace it is put back first. A temporary
+    is stale when its owner process (on this host) has ended, or when it has no
+    owner file and is older than a minute. Temporaries of live writers, and of other hosts
+    (a shared file system), are left alone.
+    """
+    removed = []
+    target = Path(target)
+    for tmp in target.parent.glob(f"{TMP_PREFIX}{target.name}-*"):
+        if tmp.is_dir() and _is_stale(tmp):
+            if (tmp / OLD).exists() and not target.exists():  # killed between two renames
+                os.replace(tmp / OLD, target)
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
+def _is_stale(tmp: Path) -> bool:
+    try:
+        host, pid = (tmp / OWNER).read_text().split()
+    except (OSError, ValueError):
+        try:
+            return time.time() - tmp.stat().st_mtime > STALE_UNOWNED_SECONDS
+        except OSError:
+            return False
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
+def visible_files(root: Path, name: str) -> list[Path]:
+    """Every file called ``name`` under ``root`` outside hidden folders (temporaries included),
+    sorted: the finished outputs, never a half-written one."""
+    root = Path(root)
+    return sorted(p for p in root.rglob(name)
+                  if not any(part.startswith(".") for part in p.relative_to(root).parts[:-1]))
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """Fail now, in one line naming ``flag``, if ``path`` cannot be written (before any work).
+
+    Probes the nearest existing folder on the way to ``path`` by creating and removing a hidden
+    folder there, which catches read-only and immutable folders, read-only file systems, ``/proc``
+    and a regular file where a folder is needed.
+    """
+    path = Path(path)
+    base = path.parent
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise InputError(f"{flag} {path}: {base} is a file, not a folder")
+    if path.is_dir() and path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"{flag} {path}: the folder is not writable")
+    try:
+        probe = tempfile.mkdtemp(prefix=".urbanmoe-probe-", dir=base)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise InputError(f"{flag} {path}: cannot write under {base} "
+                         f"({(exc.strerror or str(exc)).lower()})") from None
+
+
 def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (sorted keys, indented)."""
+    """Write strict JSON atomically (sorted keys, indented): NaN and infinities become ``null``,
+    which every JSON parser reads, never the bare ``NaN`` token that strict ones reject."""
+    text = json.dumps(strict_json(obj), indent=2, sort_keys=True, allow_nan=False)
     with atomic_path(Path(path)) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+        tmp.write_text(text + "\n")
+
+
+def strict_json(obj: Any) -> Any:
+    """``obj`` with numpy scalars and arrays as Python values, paths as strings, and every
+    non-finite float as None."""
+    if isinstance(obj, dict):
+        return {str(k): strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return strict_json(obj.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def write_yaml(path: Path, obj: Any) -> None:
     """Write YAML atomically."""
     with atomic_path(Path(path)) as tmp:
         tmp.write_text(yaml.safe_dump(obj, sort_keys=False))
-
-
-def _jsonable(x: Any) -> Any:
-    if hasattr(x, "item"):
-        return x.item()
-    if isinstance(x, Path):
-        return str(x)
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -22,6 +22,7 @@ import yaml
 from urbanmoe.evaluation import tables as tb
 from urbanmoe.evaluation.metrics import METRICS, flatten
 from urbanmoe.evaluation.palette import BLACK, colours, use_agg
+from urbanmoe.io import visible_files
 from urbanmoe.models.layout import TABLE5_PRESETS, layout_from_preset
 
 TASKS = ["carbon", "population", "light"]
@@ -85,7 +86,7 @@ def collect_ablations(root: Path | str, dataset: str, split: str) -> pd.DataFram
     """
     base = Path(root) / dataset / split
     rows, tasks, skipped = [], [], []
-    for path in sorted(base.rglob("metrics.json")) if base.is_dir() else []:
+    for path in visible_files(base, "metrics.json") if base.is_dir() else []:
         m = json.loads(path.read_text())
         label = m.get("variant") or path.parent.parent.name
         if "skipped" in m:

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from urbanmoe.evaluation.metrics import flatten
+from urbanmoe.errors import RunError
+from urbanmoe.evaluation.metrics import METRICS, flatten
+from urbanmoe.io import visible_files
 
 KEYS = ["dataset", "model", "split"]
 
@@ -27,7 +29,7 @@ def collect(roots: Iterable[Path]) -> pd.DataFrame:
     """
     rows, tasks, skipped = [], [], []
     for root in roots:
-        for path in sorted(Path(root).rglob("metrics.json")):
+        for path in visible_files(root, "metrics.json"):
             m = json.loads(path.read_text())
             tasks += [t for t in m["tasks"] if t not in tasks]
             if "skipped" in m:
@@ -50,8 +52,10 @@ def collect(roots: Iterable[Path]) -> pd.DataFrame:
             } for f in folds]
     if not rows:
         what = f" (all {len(skipped)} skipped)" if skipped else ""
-        raise ValueError(f"no metrics.json of a trained run under {[str(r) for r in roots]}{what}")
+        raise RunError(f"no metrics.json of a trained run under {[str(r) for r in roots]}{what}")
     runs = pd.DataFrame(rows)
+    for col in [c for c in runs.columns if c.endswith(tuple(f"_{m}" for m in METRICS))]:
+        runs[col] = pd.to_numeric(runs[col]).astype(float)  # null (undefined) -> NaN
     runs.attrs["tasks"] = tasks  # in the datasets' own task order
     runs.attrs["skipped"] = skipped
     return runs

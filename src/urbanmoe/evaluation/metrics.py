@@ -19,7 +19,8 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
         return {m: float("nan") for m in METRICS}
     resid = t - p
     ss_tot = float(np.sum((t - t.mean()) ** 2))
-    r2 = 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else float("nan")
+    constant = t.min() == t.max()  # exactly: the mean of equal floats may be off by an ulp
+    r2 = float("nan") if constant or ss_tot <= 0 else 1.0 - float(np.sum(resid**2)) / ss_tot
     rmse = float(np.sqrt(np.mean(resid**2)))
     return {"r2": r2, "rmse": rmse, "mae": float(np.mean(np.abs(resid)))}
 
@@ -27,10 +28,23 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
 def multitask_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, tasks: list[str]
 ) -> dict[str, dict[str, float]]:
-    """Per-task metrics plus ``avg`` (the unweighted mean over tasks, as in Table 2)."""
+    """Per-task metrics plus ``avg`` (the unweighted mean over tasks, as in Table 2).
+
+    A metric that is undefined for a task (R² of constant test labels) is NaN and left out of
+    that average; ``covered_tasks`` names the tasks an average covers.
+    """
     out = {task: regression_metrics(y_true[:, j], y_pred[:, j]) for j, task in enumerate(tasks)}
-    out["avg"] = {m: float(np.nanmean([out[t][m] for t in tasks])) for m in METRICS}
+    out["avg"] = {}
+    for m in METRICS:
+        values = [out[t][m] for t in tasks if np.isfinite(out[t][m])]
+        out["avg"][m] = float(np.mean(values)) if values else float("nan")
     return out
+
+
+def covered_tasks(metrics: dict[str, dict[str, float]], tasks: list[str],
+                  metric: str = "r2") -> list[str]:
+    """The tasks whose ``metric`` is defined, i.e. those its ``avg`` covers."""
+    return [t for t in tasks if np.isfinite(metrics[t][metric])]
 
 
 def flatten(metrics: dict[str, dict[str, float]], prefix: str = "") -> dict[str, float]:

@@ -15,6 +15,7 @@ import torch
 
 from urbanmoe.data.splits import Split, block_ids, make_split, project_km
 from urbanmoe.data.table import RegionDataset
+from urbanmoe.errors import DataError
 from urbanmoe.features.base import encoder_settings, modality_features, poi_vector
 from urbanmoe.features.plan import InputPlan, plan_inputs
 from urbanmoe.features.spatial_lag import lag_features
@@ -24,6 +25,9 @@ from urbanmoe.training.targets import Standardizer, forward_transform
 log = logging.getLogger(__name__)
 
 FEATURE_CLIP = 10.0
+PARTS = ("train", "val", "test")
+MIN_PART_REGIONS = 5  # labelled regions each part of a split needs
+MIN_PART_LABELS = 2  # labels each task needs in each part: R² is undefined on fewer
 
 
 @dataclass
@@ -69,7 +73,7 @@ def spatial_lag_input(ds: RegionDataset, cfg: dict[str, Any], split: Split,
     """The spatial-lag features (``features/spatial_lag.py``) standardised, with clipping, on
     the training rows; group-out by ``split.block_km`` blocks under a spatial-block split."""
     if ds.coords is None:
-        raise ValueError(f"{ds.root}: spatial.lag needs lat/lon columns in the region table")
+        raise DataError(f"{ds.root}: spatial.lag needs lat/lon columns in the region table")
     s = cfg["spatial"]
     lag = lag_features(project_km(ds.coords), y_log, split.train, s["lag_k"],
                        group_out_blocks(ds, cfg["split"]), s["lag_min_km"])
@@ -81,13 +85,40 @@ def labelled_split(ds: RegionDataset, sp: dict[str, Any], seed: int, fold: int =
     fold ``fold``. An unlabelled region is in no part: never trained on or scored, predicted
     by ``urbanmoe predict``."""
     rows = np.flatnonzero(np.isfinite(ds.targets()).any(axis=1))
-    if len(rows) < 3:
-        raise ValueError(f"{ds.table_path}: {len(rows)} labelled region(s); a split needs at "
-                         "least 3")
+    if len(rows) < 3 * MIN_PART_REGIONS:
+        raise DataError(f"{ds.table_path}: {len(rows)} labelled region(s); a split needs at "
+                        f"least {3 * MIN_PART_REGIONS} ({MIN_PART_REGIONS} per part)")
     coords = None if ds.coords is None else ds.coords[rows]
     part = make_split(len(rows), coords, sp["kind"], tuple(sp["fractions"]), seed,
                       sp["block_km"], sp["folds"], fold)
-    return Split(rows[part.train], rows[part.val], rows[part.test])
+    split = Split(rows[part.train], rows[part.val], rows[part.test])
+    sizes = [len(split.part(name)) for name in PARTS]
+    if min(sizes) < MIN_PART_REGIONS:
+        raise DataError(f"{ds.table_path}: {len(rows)} labelled regions split "
+                        f"{'/'.join(map(str, sizes))} into train/val/test under split.kind "
+                        f"{sp['kind']}; each part needs at least {MIN_PART_REGIONS} (more "
+                        "regions, or other split.fractions or split.folds)")
+    check_labels(ds, split, f"split.kind {sp['kind']}" + (
+        f" fold {fold} of {sp['folds']}" if sp["kind"] == "kfold" else ""))
+    return split
+
+
+def check_labels(ds: RegionDataset, split: Split, what: str) -> None:
+    """Refuse, in one line naming the column, a task with fewer than ``MIN_PART_LABELS``
+    labelled regions in any part: a model cannot learn it, or its R² is undefined.
+
+    The user decides what to do (add labels, drop the target from ``dataset.yaml``, or change
+    the split); no task is silently left out of the averages.
+    """
+    y = ds.targets()
+    for j, task in enumerate(ds.tasks):
+        counts = [int(np.isfinite(y[split.part(name), j]).sum()) for name in PARTS]
+        if min(counts) < MIN_PART_LABELS:
+            shown = "/".join(map(str, counts))
+            raise DataError(
+                f"{ds.table_path}: column {task!r}: {shown} labelled regions in train/val/test "
+                f"under {what}; each part needs at least {MIN_PART_LABELS} (add labels, remove "
+                f"the target from dataset.yaml, or change split.*)")
 
 
 def fold_splits(ds: RegionDataset, sp: dict[str, Any], seed: int) -> list[Split]:

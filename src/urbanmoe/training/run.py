@@ -23,7 +23,7 @@ from urbanmoe.config import config_hash
 from urbanmoe.data.splits import Split
 from urbanmoe.data.table import RegionDataset, load_dataset
 from urbanmoe.evaluation.efficiency import Meter, measure
-from urbanmoe.evaluation.metrics import multitask_metrics
+from urbanmoe.evaluation.metrics import covered_tasks, multitask_metrics
 from urbanmoe.io import atomic_path, sha256_file, write_json, write_yaml
 from urbanmoe.models import registry
 from urbanmoe.training.fitting import Fitted, fit_model, sub_state
@@ -221,7 +221,7 @@ def run_on(ds: RegionDataset, seed: int, out_dir: Path, cfg: dict[str, Any],
         },
         "chosen_on_validation": {f"fold{k}": f.fitted.chosen for k, f in enumerate(folds)}
         if several else fitted.chosen,
-        "notes": fitted.notes,
+        "notes": list(fitted.notes),
         "representation_objective": fitted.objective,
         "noise_ceiling": ds.meta.get("noise_ceiling"),
         **(extra or {}),
@@ -234,6 +234,7 @@ def run_on(ds: RegionDataset, seed: int, out_dir: Path, cfg: dict[str, Any],
             "python": platform.python_version(),
         },
     }
+    _record_coverage(metrics)
     fold_of = np.concatenate([np.full(len(f.prep.split.test), k) for k, f in enumerate(folds)])
     history = pd.DataFrame(
         [{"model": k, "epoch": e, "train_loss": tl, "val_loss": vl}
@@ -256,3 +257,14 @@ def run_on(ds: RegionDataset, seed: int, out_dir: Path, cfg: dict[str, Any],
     log.info("%s %s seed %d: avg R2 %.4f (log1p scale)", ds.name, cfg["model"]["name"], seed,
              metrics["log_scale"]["avg"]["r2"])
     return metrics
+
+
+def _record_coverage(metrics: dict[str, Any]) -> None:
+    """``avg_over``: the tasks the log-scale R² average covers; a note when it is not all."""
+    tasks = metrics["tasks"]
+    metrics["avg_over"] = covered_tasks(metrics["log_scale"], tasks)
+    undefined = [t for t in tasks if t not in metrics["avg_over"]]
+    if undefined:
+        metrics["notes"].append(
+            f"R2 of {', '.join(undefined)} undefined (constant test labels); the averages "
+            f"cover {', '.join(metrics['avg_over']) or 'no task'}")
