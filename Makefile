@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: setup test paper resume lint clean-venv image image-base image-sif image-workflow cluster cluster-stop
+.PHONY: setup test paper resume pull lint clean-venv image image-base image-sif image-workflow cluster cluster-stop
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ paper: setup
 # After Snakemake was killed: stop the jobs it left, unlock, rerun what was cut short.
 resume: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" scripts/resume.sh --cores $(CORES)
+
+# A fresh clone's data, one line each: the toolkit cities (network), and the DVC products where
+# a dvc.lock records them; exit 0 offline (scripts/pull.py).
+pull: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python scripts/pull.py
 
 # The container (docker or podman): the image, tagged as workflow.container names it.
 #   make image-base    a local stand-in for the base image where no registry is reachable
