@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -25,6 +26,7 @@ from urbanmoe.features.llm import (
     OpenAIBackend,
     RateLimiter,
     TemplateBackend,
+    cache_key,
     describe_dataset,
     make_backend,
     write_described,
@@ -45,10 +47,10 @@ def healthy(_: int, body: dict) -> tuple[int, dict[str, str], dict]:
 
 
 class Server:
-    """A chat-completions server in a thread; records every request body and header."""
+    """A chat-completions server in a thread; records every request body, path and header."""
 
-    def __init__(self, behaviour: Behaviour) -> None:
-        self.behaviour, self.bodies, self.auth = behaviour, [], []
+    def __init__(self, behaviour: Behaviour, port: int = 0) -> None:
+        self.behaviour, self.bodies, self.auth, self.paths = behaviour, [], [], []
         lock, server = threading.Lock(), self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,8 +59,9 @@ class Server:
                 with lock:
                     server.bodies.append(body)
                     server.auth.append(self.headers.get("Authorization"))
+                    server.paths.append(self.path)
                     n = len(server.bodies)
-                assert self.path == "/v1/chat/completions"
+                assert self.path.partition("?")[0] == "/v1/chat/completions"
                 status, headers, payload = server.behaviour(n, body)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
@@ -71,7 +74,7 @@ class Server:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
 
     @property
@@ -80,8 +83,9 @@ class Server:
 
 
 @contextmanager
-def serve(behaviour: Behaviour = healthy) -> Iterator[Server]:
-    srv = Server(behaviour)
+def serve(behaviour: Behaviour = healthy, port: int = 0) -> Iterator[Server]:
+    """A server on ``port`` (0: a free one) for the ``with`` block."""
+    srv = Server(behaviour, port)
     thread = threading.Thread(target=srv.httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -186,7 +190,7 @@ def test_interrupted_run_resumes(regions: pd.DataFrame, tmp_path: Path) -> None:
     with serve(dies) as srv, pytest.raises(LLMError, match="HTTP 500: down"):
         describe_dataset(regions, backend(srv.url, max_retries=1), tmp_path, progress=False)
     assert len(list(tmp_path.rglob("*.json"))) == k
-    with serve() as srv:
+    with serve(port=srv.httpd.server_address[1]) as srv:  # the server back at its address
         texts = describe_dataset(regions, backend(srv.url), tmp_path, progress=False)
         assert texts == expected(regions)
         asked = [b["messages"][0]["content"] for b in srv.bodies]
@@ -282,3 +286,81 @@ def test_write_described(tmp_path: Path, regions: pd.DataFrame) -> None:
 def test_unknown_poi_column_is_data_error(regions: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="row 0: unknown POI category 'poi_education'"):
         describe_dataset(regions.assign(poi_education=1), "template", None, progress=False)
+
+
+def test_cache_key_holds_the_endpoint_never_the_key() -> None:
+    a = OpenAIBackend("https://a.example/v1", "m", "key-one")
+    b = OpenAIBackend("https://b.example/v1/", "m", "key-one")
+    rotated = OpenAIBackend("https://user:pass@a.example/v1/?api_key=other-key", "m", "key-two")
+    assert (a.endpoint, b.endpoint) == ("https://a.example/v1", "https://b.example/v1")
+    assert rotated.endpoint == a.endpoint  # credentials are not where the answers come from
+    assert cache_key("openai", "m", "p", a.endpoint) != cache_key("openai", "m", "p", b.endpoint)
+    assert cache_key("openai", "m", "p", a.endpoint) == cache_key("openai", "m", "p",
+                                                                  rotated.endpoint)
+
+
+def test_two_servers_with_one_model_name_do_not_share_answers(regions: pd.DataFrame,
+                                                              tmp_path: Path) -> None:
+    def tagged(tag: str) -> Behaviour:
+        def answer(n: int, body: dict) -> tuple[int, dict[str, str], dict]:
+            status, headers, payload = healthy(n, body)
+            payload["choices"][0]["message"]["content"] += f" ({tag})"
+            return status, headers, payload
+        return answer
+
+    rows = regions[:3]
+    with serve(tagged("A")) as a, serve(tagged("B")) as b:
+        first = describe_dataset(rows, backend(a.url), tmp_path, progress=False)
+        second = describe_dataset(rows, backend(b.url), tmp_path, progress=False)
+        assert all(t.endswith("(A)") for t in first) and all(t.endswith("(B)") for t in second)
+        assert (a.count, b.count) == (len(rows), len(rows))
+        # the same server again, with another key and a key in the query: all from the cache
+        again = describe_dataset(rows, backend(a.url + "?api_key=another", api_key="rotated"),
+                                 tmp_path, progress=False)
+        assert again == first and (a.count, b.count) == (len(rows), len(rows))
+    entries = [json.loads(f.read_text()) for f in tmp_path.rglob("*.json")]
+    assert sorted(e["endpoint"] for e in entries) == sorted([a.url] * 3 + [b.url] * 3)
+
+
+def test_query_string_and_userinfo_reach_the_server(regions: pd.DataFrame,
+                                                    tmp_path: Path) -> None:
+    with serve() as srv:
+        url = srv.url.replace("http://", "http://user:pa%20ss@") + "/?api_key=QUERYKEY"
+        describe_dataset(regions[:1], backend(url, api_key=""), tmp_path, progress=False)
+        assert srv.paths == ["/v1/chat/completions?api_key=QUERYKEY"]
+        assert srv.auth == ["Basic " + base64.b64encode(b"user:pa ss").decode()]
+        describe_dataset(regions[1:2], backend(url), tmp_path, progress=False)
+        assert srv.auth[-1] == "Bearer sekret"  # a key, when set, is what is sent
+
+
+def test_errors_never_show_credentials(regions: pd.DataFrame, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    def clean(message: str) -> str:
+        assert "secret" not in message.lower() and "p%40ss" not in message, message
+        assert "\n" not in message
+        return message
+
+    echo = {"error": {"message": "no such key SECRET for user:secret (api_key=SECRET)"}}
+    with serve(lambda n, b: (401, {}, echo)) as srv:
+        url = srv.url.replace("http://", "http://user:secret@") + "?api_key=SECRET"
+        with pytest.raises(LLMError) as info:
+            describe_dataset(regions, backend(url, api_key="sk-SECRETKEY"), tmp_path,
+                             progress=False)
+    msg = clean(str(info.value))
+    assert f"{srv.url}/chat/completions failed: HTTP 401" in msg and "no such key ***" in msg
+
+    def unreachable(req: urllib.request.Request, timeout: float) -> None:  # echoes the URL
+        raise urllib.error.URLError(f"cannot reach {req.full_url}")
+
+    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
+    b = backend("https://user:secret@host/v1?api_key=SECRET", max_retries=1)
+    with pytest.raises(LLMError, match="after 2 attempts") as info:
+        describe_dataset(regions, b, tmp_path, progress=False)
+    assert "request to https://host/v1/chat/completions failed" in clean(str(info.value))
+    b = backend("https://user:p%40ss@host/v1?token=abc%2Fsecret&x=1", max_retries=0)
+    with pytest.raises(LLMError) as info:
+        describe_dataset(regions, b, tmp_path, progress=False)
+    clean(str(info.value))
+    with pytest.raises(LLMError, match="must be an http") as info:
+        OpenAIBackend("user:secret@host/v1?api_key=SECRET", "m")
+    clean(str(info.value))

@@ -1,4 +1,8 @@
-# Helpers shared by the rules (no lambdas in rules).
+# Helpers shared by the rules (no lambdas in rules). Every value a rule puts into its shell
+# command goes in through Snakemake's :q modifier ({input:q}, {params.note:q}, ...): dataset
+# names, variants and paths may hold spaces or quotes. A helper returns a list where a value
+# stands for several arguments (each element is quoted on its own).
+import json
 import os
 import re
 
@@ -212,11 +216,11 @@ def transfer_inputs(wildcards):
 
 
 def transfer_parts(wildcards):
-    """--source-part / --target-part of a transfer pair."""
+    """--source-part / --target-part of a transfer pair, as arguments ({params.parts:q})."""
     source, target = wildcards.pair.split("_to_")
-    return (
-        f"--source-part {_transfer_side(source)[2]} --target-part {_transfer_side(target)[2]}"
-    )
+    return [
+        "--source-part", _transfer_side(source)[2], "--target-part", _transfer_side(target)[2]
+    ]
 
 
 def transfer_pattern(wildcards):
@@ -240,9 +244,21 @@ NOTEBOOKS = os.path.join(REPO, "notebooks")
 PUBLISHED = os.path.join(REPO, "paper")
 
 
+def yaml_scalar(value):
+    """A value as YAML reads it back: strings double-quoted (JSON's quoting is valid YAML), so
+    that a name holding a space, quote, comma or ``#`` stays one string; numbers as written."""
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
 def yaml_list(values):
     """A list as a YAML flow sequence, for papermill's -y parameters."""
-    return "[" + ", ".join(str(v) for v in values) + "]"
+    return "[" + ", ".join(yaml_scalar(v) for v in values) + "]"
+
+
+def features_override(wildcards, input):
+    """The ``--set`` value pointing features.cache_dir at a rule's feature folder (its path
+    YAML-quoted: the CLI reads --set values as YAML)."""
+    return f"features.cache_dir={yaml_scalar(input.features)}"
 
 
 TABLE_EXT = ["csv", "md", "tex"]
@@ -280,8 +296,9 @@ ALL_ARTIFACTS = (
 
 
 def artifact_flags(wildcards, input):
-    """--artifact FILE for each artifact of the provenance rule."""
-    return " ".join(f"--artifact {a}" for a in input.artifacts)
+    """--artifact FILE for each artifact of the provenance rule, as arguments
+    ({params.artifacts:q})."""
+    return [arg for a in input.artifacts for arg in ("--artifact", a)]
 
 
 def data_note(wildcards=None):

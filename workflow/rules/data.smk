@@ -11,7 +11,7 @@ rule synth:
         mem_mb=2000,
         runtime=10,
     shell:
-        "urbanmoe synth --out {params.root} --quiet > {log} 2>&1"
+        "urbanmoe synth --out {params.root:q} --quiet > {log:q} 2>&1"
 
 
 # ancient(): a dataset restored by `dvc pull` may be newer on disk than its pulled features;
@@ -30,7 +30,7 @@ rule features:
         mem_mb=3000,
         runtime=30,
     shell:
-        "urbanmoe features --dataset {input} --out {output} --quiet > {log} 2>&1"
+        "urbanmoe features --dataset {input:q} --out {output:q} --quiet > {log:q} 2>&1"
 
 
 rule import_urbanclip:
@@ -49,8 +49,8 @@ rule import_urbanclip:
     params:
         gdp_fill=config["data"]["urbanclip_gdp_fill"],
     shell:
-        "urbanmoe import-urbanclip --city-dir {input} --out {output} --city {wildcards.city}"
-        " --gdp-fill {params.gdp_fill} > {log} 2>&1"
+        "urbanmoe import-urbanclip --city-dir {input:q} --out {output:q}"
+        " --city {wildcards.city:q} --gdp-fill {params.gdp_fill:q} > {log:q} 2>&1"
 
 
 rule data_report:
@@ -67,4 +67,4 @@ rule data_report:
         mem_mb=1000,
         runtime=5,
     shell:
-        "urbanmoe report --dataset {input} --out {params.stem} > {log} 2>&1"
+        "urbanmoe report --dataset {input:q} --out {params.stem:q} > {log:q} 2>&1"

@@ -1,3 +1,5 @@
+# The notebooks take names and notes from config as raw strings (papermill -r: a dataset
+# named 2024 stays a string) and lists as YAML with quoted strings (-y, yaml_list).
 rule table2:
     input:
         notebook=os.path.join(NOTEBOOKS, "table2.ipynb"),
@@ -9,16 +11,16 @@ rule table2:
     log:
         "logs/paper/table2.log",
     params:
-        datasets=yaml_list(DATASETS),
+        datasets=f"datasets: {yaml_list(DATASETS)}",
         note=data_note,
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     shell:
-        "papermill {input.notebook} {output.notebook} -k python3 -p runs_dir results/runs"
-        " -p out_dir paper_figures -p published {input.published}"
-        " -y 'datasets: {params.datasets}' -p data_note '{params.note}' > {log} 2>&1"
+        "papermill {input.notebook:q} {output.notebook:q} -k python3 -p runs_dir results/runs"
+        " -p out_dir paper_figures -p published {input.published:q}"
+        " -y {params.datasets:q} -r data_note {params.note:q} > {log:q} 2>&1"
 
 
 rule ablations:
@@ -45,11 +47,11 @@ rule ablations:
         mem_mb=2000,
         runtime=10,
     shell:
-        "papermill {input.notebook} {output.notebook} -k python3"
+        "papermill {input.notebook:q} {output.notebook:q} -k python3"
         " -p ablations_dir results/ablations -p runs_dir results/runs"
-        " -p dataset {params.dataset} -p split {params.split} -p out_dir paper_figures"
-        " -p published_dir {params.published} -y '{params.grids}'"
-        " -p data_note '{params.note}' > {log} 2>&1"
+        " -r dataset {params.dataset:q} -r split {params.split:q} -p out_dir paper_figures"
+        " -p published_dir {params.published:q} -y {params.grids:q}"
+        " -r data_note {params.note:q} > {log:q} 2>&1"
 
 
 rule experts:
@@ -71,9 +73,10 @@ rule experts:
         mem_mb=2000,
         runtime=10,
     shell:
-        "papermill {input.notebook} {output.notebook} -k python3 -p run_dir {input.run}"
+        "papermill {input.notebook:q} {output.notebook:q} -k python3 -p run_dir {input.run:q}"
         " -p out_dir paper_figures -p tsne_seed {params.tsne_seed}"
-        " -p n_points {params.points} -p tsne_iter {params.tsne_iter} -p dataset_note '{params.note}' > {log} 2>&1"
+        " -p n_points {params.points} -p tsne_iter {params.tsne_iter}"
+        " -r dataset_note {params.note:q} > {log:q} 2>&1"
 
 
 rule dataset_stats:
@@ -87,7 +90,7 @@ rule dataset_stats:
     log:
         "logs/paper/dataset.log",
     params:
-        roots=yaml_list(all_dataset_dirs()),
+        roots=f"dataset_dirs: {yaml_list(all_dataset_dirs())}",
         sample=EXP["dataset"],
         seed=EXP["sample_seed"],
         note=data_note,
@@ -96,10 +99,10 @@ rule dataset_stats:
         mem_mb=2000,
         runtime=10,
     shell:
-        "papermill {input.notebook} {output.notebook} -k python3"
-        " -y 'dataset_dirs: {params.roots}' -p out_dir paper_figures"
-        " -p published {input.published} -p sample_dataset {params.sample}"
-        " -p sample_seed {params.seed} -p data_note '{params.note}' > {log} 2>&1"
+        "papermill {input.notebook:q} {output.notebook:q} -k python3"
+        " -y {params.roots:q} -p out_dir paper_figures"
+        " -p published {input.published:q} -r sample_dataset {params.sample:q}"
+        " -p sample_seed {params.seed} -r data_note {params.note:q} > {log:q} 2>&1"
 
 
 rule claims:
@@ -119,4 +122,4 @@ rule claims:
         mem_mb=1000,
         runtime=5,
     shell:
-        "urbanmoe claims --figures {params.folder} --out {output} > {log} 2>&1"
+        "urbanmoe claims --figures {params.folder:q} --out {output:q} > {log:q} 2>&1"

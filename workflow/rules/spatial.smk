@@ -21,9 +21,9 @@ rule transfer:
     resources:
         **train_resources(),
     shell:
-        "urbanmoe transfer --source {input.source} --target {input.target} {params.parts}"
-        " --seed {params.seeds} --out '{params.pattern}' --variant '{wildcards.variant}'"
-        " --set train.threads={threads} --quiet > {log} 2>&1"
+        "urbanmoe transfer --source {input.source:q} --target {input.target:q}"
+        " {params.parts:q} --seed {params.seeds} --out {params.pattern:q}"
+        " --variant {wildcards.variant:q} --set train.threads={threads} --quiet > {log:q} 2>&1"
 
 
 rule spatial_report:
@@ -40,8 +40,8 @@ rule spatial_report:
         mem_mb=2000,
         runtime=10,
     shell:
-        "urbanmoe spatial-report --runs {input.runs} --transfer {input.transfer}"
-        " --out paper_figures/spatial > {log} 2>&1"
+        "urbanmoe spatial-report --runs {input.runs:q} --transfer {input.transfer:q}"
+        " --out paper_figures/spatial > {log:q} 2>&1"
 
 
 rule spatial:

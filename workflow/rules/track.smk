@@ -15,8 +15,8 @@ rule track:
         mem_mb=1500,
         runtime=10,
     shell:
-        "urbanmoe track {input} --experiment {wildcards.experiment} --record {output}"
-        " > {log} 2>&1"
+        "urbanmoe track {input:q} --experiment {wildcards.experiment:q} --record {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule provenance:
@@ -35,5 +35,5 @@ rule provenance:
         mem_mb=1000,
         runtime=5,
     shell:
-        "urbanmoe provenance --out {output} {params.artifacts} --runs {input.runs}"
-        " --records {input.records} > {log} 2>&1"
+        "urbanmoe provenance --out {output:q} {params.artifacts:q} --runs {input.runs:q}"
+        " --records {input.records:q} > {log:q} 2>&1"

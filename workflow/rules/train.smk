@@ -19,14 +19,15 @@ rule train:
         settings=training_settings,
         seeds=" ".join(str(s) for s in SEEDS),
         pattern=seed_pattern,
+        features=features_override,
     threads: WF["train_threads"]
     resources:
         **train_resources(),
     shell:
-        "urbanmoe train --dataset {input.dataset} --seed {params.seeds} --out '{params.pattern}'"
-        " --variant '{wildcards.variant}' --set split.kind={wildcards.split}"
-        " --set features.cache_dir={input.features}"
-        " --set train.threads={threads} --quiet > {log} 2>&1"
+        "urbanmoe train --dataset {input.dataset:q} --seed {params.seeds}"
+        " --out {params.pattern:q} --variant {wildcards.variant:q}"
+        " --set split.kind={wildcards.split:q} --set {params.features:q}"
+        " --set train.threads={threads} --quiet > {log:q} 2>&1"
 
 
 # Every region of a dataset, unlabelled ones too, predicted by the default model's runs
@@ -41,13 +42,16 @@ rule predict:
         maps=directory("paper_figures/maps/{dataset}/{split}"),
     log:
         "logs/predict/{dataset}/{split}.log",
+    params:
+        features=features_override,
     threads: 1
     resources:
         mem_mb=WF["train_mem_mb"],
         runtime=WF["train_runtime_min"],
     shell:
-        "urbanmoe predict --runs {input.runs} --dataset {input.dataset} --out {output.table}"
-        " --maps {output.maps} --set features.cache_dir={input.features} --quiet > {log} 2>&1"
+        "urbanmoe predict --runs {input.runs:q} --dataset {input.dataset:q}"
+        " --out {output.table:q} --maps {output.maps:q} --set {params.features:q}"
+        " --quiet > {log:q} 2>&1"
 
 
 rule aggregate:
@@ -62,4 +66,4 @@ rule aggregate:
         mem_mb=1000,
         runtime=5,
     shell:
-        "urbanmoe aggregate {input} --out {output} > {log} 2>&1"
+        "urbanmoe aggregate {input:q} --out {output:q} > {log:q} 2>&1"

@@ -3,12 +3,14 @@
 The Appendix E prompt (:func:`~urbanmoe.features.describe.build_prompt`) goes to a backend:
 ``template`` (offline, deterministic, the default) or ``openai`` (any OpenAI-compatible
 chat-completions server, configured by ``URBANMOE_LLM_*``; rate-limited, retried with backoff).
-Answers are cached on disk by sha256 of (backend, model, prompt): never requested twice, so an
-interrupted run resumes where it stopped. See docs/describe.md.
+Answers are cached on disk by sha256 of (backend, endpoint, model, prompt), the endpoint being the
+server's base URL without credentials: never requested twice, so an interrupted run resumes where
+it stopped, and two servers serving the same model name never share answers. See docs/describe.md.
 """
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import hashlib
 import http.client
@@ -19,6 +21,7 @@ import random
 import shutil
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -51,9 +54,11 @@ class RegionQuery:
 
 
 class Backend(Protocol):
-    """A describer: ``name`` and ``model`` key the cache; ``cached`` says whether to cache."""
+    """A describer: ``name``, ``endpoint`` (where answers come from, never holding a secret;
+    may be empty) and ``model`` key the cache; ``cached`` says whether to cache."""
 
     name: str
+    endpoint: str
     model: str
     cached: bool
 
@@ -64,6 +69,7 @@ class TemplateBackend:
     """The offline, deterministic ``template`` backend (no network, no cache needed)."""
 
     name = "template"
+    endpoint = ""
     model = "describe_template"
     cached = False
 
@@ -114,6 +120,29 @@ def _server_message(body: bytes) -> str:
         return _one_line(text) or "(empty body)"
 
 
+def redact_url(url: str) -> str:
+    """``url`` as it may be shown or stored: without userinfo (``user:pass@``), query string or
+    fragment, where keys sometimes travel; a placeholder when it has no host to keep."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return "(not an absolute URL)"
+    return urllib.parse.urlunsplit(
+        (parts.scheme, parts.netloc.rpartition("@")[2], parts.path.rstrip("/"), "", ""))
+
+
+def _secrets(url: str, api_key: str = "") -> list[str]:
+    """What an error message must not show: the key and the parts of ``url`` that may be
+    credentials (userinfo, password, query string and its values, fragment), as written and
+    decoded, longest first. Those under 4 characters are left (masking them would mangle a
+    message, e.g. the digits of a status code, and they are no real secret)."""
+    parts = urllib.parse.urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    found = [api_key, userinfo, userinfo.partition(":")[2], parts.query, parts.fragment]
+    found += [v for _, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)]
+    found += [urllib.parse.unquote(v) for v in found]
+    return sorted({v for v in found if len(v) >= 4}, key=len, reverse=True)
+
+
 def _retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
     try:
@@ -128,9 +157,12 @@ def _retry_after(value: str | None) -> float | None:
 class OpenAIBackend:
     """OpenAI-compatible chat-completions client: the Appendix E prompt at temperature 0.
 
+    Requests go to ``{base_url}/chat/completions`` (a query string of ``base_url`` is kept after
+    that path; ``user:pass@`` in it is sent as HTTP Basic auth when there is no ``api_key``).
     429, 5xx, timeouts and connection errors are retried (``max_retries``, exponential backoff
-    with seeded jitter, ``Retry-After`` honoured); other 4xx fail at once. ``sleep``/``clock``
-    are injectable for tests."""
+    with seeded jitter, ``Retry-After`` honoured); other 4xx fail at once. Errors name the
+    server by :attr:`endpoint`, the base URL without userinfo or query string, and have the
+    key and those parts masked. ``sleep``/``clock`` are injectable for tests."""
 
     name = "openai"
     cached = True
@@ -140,7 +172,21 @@ class OpenAIBackend:
                  backoff_base: float = 1.0, backoff_cap: float = 60.0, seed: int = 0,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.base_url, self.model, self.api_key = base_url.rstrip("/"), model, api_key
+        parts = urllib.parse.urlsplit(base_url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise LLMError("the openai backend's base URL must be an http:// or https:// URL "
+                           "with a host (see docs/describe.md)")
+        self.base_url, self.model, self.api_key = base_url.strip(), model, api_key
+        self.endpoint = redact_url(self.base_url)
+        self.url = urllib.parse.urlunsplit((
+            parts.scheme, parts.netloc.rpartition("@")[2],
+            parts.path.rstrip("/") + "/chat/completions", parts.query, ""))
+        self.basic_auth = ""
+        if parts.username is not None and not api_key:
+            user = urllib.parse.unquote(parts.username)
+            password = urllib.parse.unquote(parts.password or "")
+            self.basic_auth = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        self._secrets = _secrets(self.base_url, api_key)
         self.timeout, self.max_retries, self.sleep = timeout, max_retries, sleep
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.limiter = RateLimiter(requests_per_minute, clock=clock, sleep=sleep)
@@ -163,30 +209,42 @@ class OpenAIBackend:
         delay = min(self.backoff_cap, self.backoff_base * 2.0**attempt)
         return delay * (0.5 + 0.5 * self.rng.random())
 
+    def _error(self, message: str) -> LLMError:
+        """An LLMError whose message has the key and the base URL's credentials masked."""
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+        return LLMError(message)
+
     def _post(self, payload: bytes) -> dict:
-        headers = {"Content-Type": "application/json", "Accept": "application/json",
-                   **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})}
-        url, last = f"{self.base_url}/chat/completions", ""
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        elif self.basic_auth:
+            headers["Authorization"] = f"Basic {self.basic_auth}"
+        shown, last = f"{self.endpoint}/chat/completions", ""
         for attempt in range(self.max_retries + 1):
             self.limiter.acquire()
             self.requests += 1
             retry_after = None
             try:
-                req = urllib.request.Request(url, data=payload, headers=headers, method="POST")
+                req = urllib.request.Request(self.url, data=payload, headers=headers,
+                                             method="POST")
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     return json.loads(resp.read().decode("utf-8"))
             except urllib.error.HTTPError as exc:
                 last = f"HTTP {exc.code}: {_server_message(exc.read())}"
                 if exc.code != 429 and exc.code < 500:
-                    raise LLMError(f"LLM request to {url} failed: {last}") from None
+                    raise self._error(f"LLM request to {shown} failed: {last}") from None
                 retry_after = _retry_after(exc.headers.get("Retry-After"))
             except (OSError, http.client.HTTPException) as exc:  # timeouts, refused, reset
                 last = _one_line(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}")
             except ValueError as exc:
-                raise LLMError(f"LLM response from {url} is not JSON: {_one_line(exc)}") from None
+                raise self._error(
+                    f"LLM response from {shown} is not JSON: {_one_line(exc)}") from None
             if attempt < self.max_retries:
                 self.sleep(self._backoff(attempt, retry_after))
-        raise LLMError(f"LLM request to {url} failed after {self.max_retries + 1} attempts: {last}")
+        raise self._error(
+            f"LLM request to {shown} failed after {self.max_retries + 1} attempts: {last}")
 
     def describe(self, query: RegionQuery) -> str:
         body = {"model": self.model, "temperature": 0,
@@ -195,8 +253,8 @@ class OpenAIBackend:
         try:
             text = answer["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
-            raise LLMError(f"LLM response has no choices[0].message.content: "
-                           f"{_one_line(json.dumps(answer), 200)}") from None
+            raise self._error(f"LLM response has no choices[0].message.content: "
+                              f"{_one_line(json.dumps(answer), 200)}") from None
         if not isinstance(text, str) or not (text := " ".join(text.split())):
             raise LLMError("LLM response has an empty choices[0].message.content")
         return text
@@ -211,9 +269,16 @@ def make_backend(name: str = "template", **kwargs: object) -> Backend:
     raise LLMError(f"unknown describe backend {name!r} (choose from {list(BACKENDS)})")
 
 
-def cache_key(backend: str, model: str, prompt: str) -> str:
-    """Hex sha256 of (backend, model, prompt)."""
-    return hashlib.sha256(json.dumps([backend, model, prompt]).encode("utf-8")).hexdigest()
+def cache_key(backend: str, model: str, prompt: str, endpoint: str = "") -> str:
+    """Hex sha256 of (backend, endpoint, model, prompt).
+
+    ``endpoint`` is the server's base URL without userinfo or query string
+    (:func:`redact_url`, :attr:`OpenAIBackend.endpoint`): two servers serving the same model name
+    get their own answers, while the key itself (never part of the cache key) may change without
+    losing the cache. Entries cached before the endpoint joined the key are no longer hit (they
+    are asked again once)."""
+    text = json.dumps([backend, endpoint, model, prompt])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _cache_file(cache_dir: Path, key: str) -> Path:
@@ -250,7 +315,8 @@ def describe_dataset(table: pd.DataFrame, backend: Backend | str, cache_dir: Pat
 
     backend = make_backend(backend) if isinstance(backend, str) else backend
     queries = _queries(table, city)
-    keys = [cache_key(backend.name, backend.model, q.prompt) for q in queries]
+    endpoint = getattr(backend, "endpoint", "")  # describers written without one: ""
+    keys = [cache_key(backend.name, backend.model, q.prompt, endpoint) for q in queries]
     cache = Path(cache_dir) if backend.cached and cache_dir is not None else None
     files = [None if cache is None else _cache_file(cache, k) for k in keys]
     texts: list[str | None] = [json.loads(f.read_text(encoding="utf-8"))["text"]
@@ -263,7 +329,7 @@ def describe_dataset(table: pd.DataFrame, backend: Backend | str, cache_dir: Pat
                 memo[keys[i]] = backend.describe(query)
                 if files[i] is not None:
                     write_json(files[i], {
-                        "backend": backend.name, "model": backend.model,
+                        "backend": backend.name, "endpoint": endpoint, "model": backend.model,
                         "prompt": query.prompt, "text": memo[keys[i]]})
             texts[i] = memo[keys[i]]
             bar.update(1)
