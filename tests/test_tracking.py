@@ -15,8 +15,10 @@ import pytest
 import yaml
 
 from urbanmoe.cli import build_parser
-from urbanmoe.tracking import mirror_run, tracking_uri
+from urbanmoe.config import config_hash
+from urbanmoe.tracking import find_run, mirror_run, tracking_uri
 from urbanmoe.tracking.mlflow_mirror import RUN_TAG, _retry
+from urbanmoe.tracking.run_record import read_run
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
@@ -27,9 +29,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def make_run(root: Path, seed: int, model: str = "urbanmoe", dataset: str = "SH",
-             r2: float = 0.5, routing: bool = True) -> Path:
-    """A small but valid run folder as ``urbanmoe train`` writes it."""
+             r2: float = 0.5, routing: bool = True, eps: float = 0.02,
+             table_sha256: str = "ab" * 32, dataset_dir: str | None = None,
+             epochs: int = 3) -> Path:
+    """A small but valid run folder as ``urbanmoe train`` writes it (``eps`` stands for any
+    ``--set`` override; ``epochs`` rows of history per model key)."""
     out = root / f"{dataset}-{model}-{seed}"
+    dataset_dir = dataset_dir or f"/data/{dataset}"
+    cfg = {"model": {"name": model, "eps": eps, "experts": [4, 4, 4]},
+           "train": {"lr": 0.001, "loss_weights": {}, "note": "x" * 7000}}
     out.mkdir(parents=True)
     stats = {t: {"r2": r2, "rmse": 1.0 + seed, "mae": 0.5} for t in [*TASKS, "avg"]}
     keys = ["all"] if model == "urbanmoe" else TASKS
@@ -41,18 +49,16 @@ def make_run(root: Path, seed: int, model: str = "urbanmoe", dataset: str = "SH"
                        "train_seconds": 3.25, "total_seconds": 4.5,
                        "epochs": {k: 3 for k in keys}, "best_epoch": {k: 1 for k in keys}},
         "chosen_on_validation": {}, "noise_ceiling": {"carbon": 0.9, "population": 0.8},
-        "provenance": {"config_hash": f"cfg{seed}", "table_sha256": "ab" * 32,
-                       "dataset_dir": f"/data/{dataset}", "device": "cpu", "torch": "2.14.1",
+        "provenance": {"config_hash": config_hash(cfg), "table_sha256": table_sha256,
+                       "dataset_dir": dataset_dir, "device": "cpu", "torch": "2.14.1",
                        "python": "3.11.9"},
     }
     (out / "metrics.json").write_text(json.dumps(metrics))
     rows = [{"model": k, "epoch": e, "train_loss": 1.0 / (e + 1), "val_loss": 2.0 / (e + 1)}
-            for k in keys for e in range(3)]
+            for k in keys for e in range(epochs)]
     pd.DataFrame(rows).to_csv(out / "history.csv", index=False)
-    cfg = {"dataset": f"/data/{dataset}", "seed": seed,
-           "model": {"name": model, "eps": 0.02, "experts": [4, 4, 4]},
-           "train": {"lr": 0.001, "loss_weights": {}, "note": "x" * 7000}}
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (out / "config.yaml").write_text(yaml.safe_dump({"dataset": dataset_dir, "seed": seed,
+                                                     **cfg}))
     pd.DataFrame({"region_id": np.arange(20), "carbon_pred": np.zeros(20)}).to_parquet(
         out / "predictions.parquet", index=False)
     if routing:
@@ -83,6 +89,18 @@ def _runs(client: MlflowClient, experiment: str) -> list:
 
 def _children(runs: list) -> list:
     return [r for r in runs if RUN_TAG in r.data.tags]
+
+
+def _parent_key(run_dir: Path, settings: str = "default") -> str:
+    """The parent key a run folder made by :func:`make_run` should get: readable labels, the
+    dataset identity and the settings hash training recorded (the key recomputes it from
+    config.yaml)."""
+    m = json.loads((run_dir / "metrics.json").read_text())
+    data_id = read_run(run_dir, settings)["keys"].data_id
+    assert data_id is not None and len(data_id) == 12
+    model = m.get("variant") or m["model"]
+    return (f"{m['dataset']}/{model}/{m['split']['kind']}/{settings}/data-{data_id}"
+            f"/cfg-{m['provenance']['config_hash']}")
 
 
 def test_tracking_uri_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,14 +134,19 @@ def test_two_seeds_one_parent(tmp_path: Path, uri: str) -> None:
     assert len(runs) == 3
     parents = [r for r in runs if RUN_TAG not in r.data.tags]
     assert len(parents) == 1
-    assert parents[0].data.tags["urbanmoe.parent_key"] == "SH/urbanmoe/random/default"
+    assert parents[0].data.tags["urbanmoe.parent_key"] == _parent_key(dirs[0])
+    assert _parent_key(dirs[0]) == _parent_key(dirs[1])
     children = {r.info.run_id: r for r in _children(runs)}
     assert set(children) == set(ids)
     child = children[ids[1]]
     tags, params, metrics = child.data.tags, child.data.params, child.data.metrics
     assert tags["mlflow.parentRunId"] == parents[0].info.run_id
-    assert tags[RUN_TAG] == "SH/urbanmoe/random/default/1"
-    assert tags["urbanmoe.config_hash"] == "cfg1" and tags["urbanmoe.table_sha256"] == "ab" * 32
+    assert tags[RUN_TAG] == f"{_parent_key(dirs[1])}/seed-1"
+    cfg_hash = json.loads((dirs[1] / "metrics.json").read_text())["provenance"]["config_hash"]
+    assert tags["urbanmoe.config_hash"] == cfg_hash == tags["urbanmoe.settings_id"]
+    assert tags["urbanmoe.table_sha256"] == "ab" * 32
+    assert tags["urbanmoe.dataset"] == "SH" and tags["urbanmoe.seed"] == "1"
+    assert child.info.run_name == "seed 1" and child.info.status == "FINISHED"
     assert tags["urbanmoe.device"] == "cpu"
     assert tags["urbanmoe.run_dir"] == str(dirs[1].resolve())
     assert tags["urbanmoe.git_dirty"] in ("true", "false", "unknown")
@@ -152,7 +175,9 @@ def test_st_history_prefixed_and_no_routing(tmp_path: Path, uri: str) -> None:
     assert len(client.get_metric_history(run_id, "population_val_loss")) == 3
     assert {a.path for a in client.list_artifacts(run_id)} == {"metrics.json",
                                                                 "predictions.parquet"}
-    assert run.data.tags[RUN_TAG] == "SH/urbanmoe_st/random/tab/0"
+    run_dir = tmp_path / "SH-urbanmoe_st-0"
+    assert run.data.tags[RUN_TAG] == f"{_parent_key(run_dir, 'tab')}/seed-0"
+    assert run.data.tags[RUN_TAG].startswith("SH/urbanmoe_st/random/tab/data-")
 
 
 def test_remirror_updates_without_duplicates(tmp_path: Path, uri: str) -> None:
@@ -165,9 +190,10 @@ def test_remirror_updates_without_duplicates(tmp_path: Path, uri: str) -> None:
     client = MlflowClient(uri)
     runs = _runs(client, "table2")
     keys = [r.data.tags.get(RUN_TAG, "parent") for r in runs]
-    key = "SH/urbanmoe/random/default"
-    assert sorted(keys) == [f"{key}/0", f"{key}/1", "parent"]
+    key = _parent_key(run)
+    assert sorted(keys) == [f"{key}/seed-0", f"{key}/seed-1", "parent"]
     assert client.get_run(new_id).data.metrics["carbon_r2"] == 0.7
+    assert find_run(run, "table2") == new_id
     assert len(client.get_metric_history(new_id, "train_loss")) == 3
     artifact_dirs = [p for p in (tmp_path / "mlartifacts").iterdir() if p.is_dir()]
     assert len(artifact_dirs) == 2  # the replaced run's artifacts are gone
@@ -192,7 +218,8 @@ def test_eight_concurrent_writers(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert not any("locked" in err for _, err in outs)
     runs = _runs(MlflowClient(uri), "table2")
     keys = sorted(r.data.tags[RUN_TAG] for r in _children(runs))
-    assert keys == sorted(f"{['SH', 'BJ'][s % 2]}/urbanmoe/random/default/{s}" for s in range(8))
+    assert keys == sorted(f"{_parent_key(d)}/seed-{s}" for s, d in enumerate(dirs))
+    assert all(r.info.status == "FINISHED" for r in runs)
     assert len(runs) == 8 + 2  # one parent per dataset
     assert len(MlflowClient(uri).search_experiments()) == 2  # Default + table2
 
@@ -209,5 +236,5 @@ def test_cli_track(tmp_path: Path, uri: str, capsys: pytest.CaptureFixture[str])
     assert len(capsys.readouterr().out.strip().splitlines()) == 2
     runs = _runs(MlflowClient(uri), "fig3")
     assert sorted(r.data.tags.get(RUN_TAG, "p") for r in runs) == [
-        "SH/urbanmoe/random/abl/0", "SH/urbanmoe/random/abl/1", "p"]
+        f"{_parent_key(dirs[0], 'abl')}/seed-0", f"{_parent_key(dirs[0], 'abl')}/seed-1", "p"]
     assert main(["track", str(tmp_path / "nothing"), "--experiment", "fig3"]) == 2

@@ -209,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("track", help="mirror run folders into MLflow for browsing",
                          description="Mirror run folders into an MLflow experiment (one parent "
-                                     "run per dataset, model and settings, one child per seed); "
+                                     "run per dataset, model and settings, one child per seed, "
+                                     "keyed by the dataset's checksum and the settings' hash); "
                                      "MLFLOW_TRACKING_URI, default sqlite:///mlflow.db. "
                                      "Mirroring again replaces a run, never duplicates it.")
     p.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="run folders to mirror")
