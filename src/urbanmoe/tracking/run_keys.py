@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from urbanmoe.config import config_hash
+from urbanmoe.errors import RunError
 
 _SAFE = " -._@=+,:;()[]"  # kept as written in the readable parts of a key
 
@@ -71,7 +72,7 @@ def _field(metrics: dict[str, Any], path: Path, *names: str) -> Any:
     value: Any = metrics
     for name in names:
         if not isinstance(value, dict) or value.get(name) in (None, ""):
-            raise ValueError(f"{path}: field {'.'.join(names)!r} is missing")
+            raise RunError(f"{path}: field {'.'.join(names)!r} is missing")
         value = value[name]
     return value
 
@@ -91,11 +92,11 @@ def run_keys(run_dir: Path, metrics: dict[str, Any], config: dict[str, Any],
     split = str(_field(metrics, path, "split", "kind"))
     raw_seed = _field(metrics, path, "seed")
     if isinstance(raw_seed, bool) or not isinstance(raw_seed, int | str):
-        raise ValueError(f"{path}: field 'seed' is not an integer: {raw_seed!r}")
+        raise RunError(f"{path}: field 'seed' is not an integer: {raw_seed!r}")
     try:
         seed = int(raw_seed)
     except ValueError:
-        raise ValueError(f"{path}: field 'seed' is not an integer: {raw_seed!r}") from None
+        raise RunError(f"{path}: field 'seed' is not an integer: {raw_seed!r}") from None
     data_id, settings_id = data_identity(metrics, config), settings_identity(metrics, config)
     parts = [quote(p, safe=_SAFE) for p in (dataset, model, split, settings)]
     parts += [f"data-{data_id or 'unknown'}", f"cfg-{settings_id or 'unknown'}"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from urbanmoe.errors import RunError
 from urbanmoe.tracking.run_keys import run_keys
 
 MAX_KEY, MAX_PARAM, MAX_TAG = 250, 6000, 8000  # mlflow.utils.validation limits
@@ -83,26 +84,26 @@ def read_run(run_dir: Path, settings: str = "default") -> dict[str, Any]:
         ValueError: one of its files is malformed (the message names the file and field).
     """
     if not (run_dir / "metrics.json").is_file():
-        raise FileNotFoundError(f"{run_dir}: no metrics.json (not a run folder)")
+        raise RunError(f"{run_dir}: no metrics.json (not a run folder)")
     metrics_path, config_path = run_dir / "metrics.json", run_dir / "config.yaml"
     try:
         metrics = json.loads(metrics_path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{metrics_path}: not valid JSON: {exc}") from None
+        raise RunError(f"{metrics_path}: not valid JSON: {exc}") from None
     if not isinstance(metrics, dict):
-        raise ValueError(f"{metrics_path}: (top level): expected a mapping")
+        raise RunError(f"{metrics_path}: (top level): expected a mapping")
     try:
         config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
     except yaml.YAMLError as exc:
-        raise ValueError(f"{config_path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise RunError(f"{config_path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(config or {}, dict):
-        raise ValueError(f"{config_path}: (top level): expected a mapping")
+        raise RunError(f"{config_path}: (top level): expected a mapping")
     config = config or {}
     history_path = run_dir / "history.csv"
     try:
         history = history_metrics(history_path)
     except (KeyError, ValueError) as exc:
-        raise ValueError(f"{history_path}: unreadable row: {exc}") from None
+        raise RunError(f"{history_path}: unreadable row: {exc}") from None
     return {"metrics": metrics, "config": config, "history": history,
             "keys": run_keys(run_dir, metrics, config, settings)}
 
