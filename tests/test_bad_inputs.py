@@ -221,6 +221,8 @@ CASES = [
          out="city/regions.csv/run"),
     Case("--out under /proc", ("--out /proc/urbanmoe-run", "cannot write under /proc"),
          out="/proc/urbanmoe-run"),
+    Case("claims without the tables' folder", ("--figures", "nowhere", "no such folder"),
+         verb="claims", args=("--figures", "nowhere"), out="out/claims.md"),
     Case("aggregate of a folder without runs", ("no metrics.json",), verb="aggregate",
          args=("city",), out="out/summary.csv"),
     Case("predict from a folder that is not a run", ("city", "not a run folder"),
@@ -257,7 +259,7 @@ def _argv(case: Case, work: Path) -> list[str]:
         argv += ["--dataset", str(work / case.dataset)]
     if case.verb == "train" and "--seed" not in case.args:
         argv += ["--seed", "0"]
-    args = [str(work / a) if a in ("city", "nowhere.yaml", "listcfg.yaml") else a
+    args = [str(work / a) if a in ("city", "nowhere", "nowhere.yaml", "listcfg.yaml") else a
             for a in case.args]
     if case.verb == "aggregate":
         return [case.verb, *config, "--out", out, *args]
@@ -295,6 +297,25 @@ def test_bad_input_gets_one_line_and_exit_2(case: Case, tmp_path: Path,
     after = {k: v for k, v in _checksums(tmp_path).items() if not k.startswith("cache/")}
     assert after == {k: v for k, v in before.items() if not k.startswith("cache/")}
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
+
+
+def test_out_under_an_immutable_folder(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused before any work, naming --out (root ignores permissions, not immutability)."""
+    import subprocess
+
+    _city(tmp_path / "city")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    if subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here (not root, or the file system lacks it)")
+    try:
+        code = main(_argv(Case("immutable", (), out="locked/run"), tmp_path))
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], check=True)
+    err = capsys.readouterr().err
+    assert code == 2 and f"--out {locked / 'run'}: cannot write under {locked}" in err, err
+    assert not (tmp_path / "cache").exists()  # no work was done
 
 
 def test_a_bug_is_not_reported_as_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -54,6 +54,8 @@ def cmd_import_urbanclip(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 def cmd_claims(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from urbanmoe.evaluation.claims import write_claims
 
+    if not args.figures.is_dir():
+        raise InputError(f"--figures {args.figures}: no such folder (the generated tables)")
     verdicts = write_claims(args.figures, args.out)
     held = sum(v.held is True for v in verdicts)
     print(f"{held} of {len(verdicts)} checks held -> {args.out}")
