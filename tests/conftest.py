@@ -218,3 +218,24 @@ def tabular_city(root: Path, n: int = 180, seed: int = 0, coords: bool = False) 
     targets = {t: {"transform": "log1p"} for t in ("carbon", "population", "light")}
     return write_dataset(root, table, {"name": "TAB", "targets": targets,
                                        "feature_groups": GROUPS})
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, migrated MLflow database, created once (migrations take seconds)."""
+    from mlflow import MlflowClient
+
+    db = tmp_path_factory.mktemp("template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{db}")
+    return db
+
+
+@pytest.fixture()
+def uri(tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """MLFLOW_TRACKING_URI set to a fresh copy of the template database in ``tmp_path``."""
+    import shutil
+
+    shutil.copy(template_db, tmp_path / "mlflow.db")
+    value = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", value)
+    return value

@@ -66,22 +66,6 @@ def make_run(root: Path, seed: int, model: str = "urbanmoe", dataset: str = "SH"
     return out
 
 
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty, migrated MLflow database, created once (migrations take seconds)."""
-    db = tmp_path_factory.mktemp("template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{db}")
-    return db
-
-
-@pytest.fixture()
-def uri(tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    shutil.copy(template_db, tmp_path / "mlflow.db")
-    value = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", value)
-    return value
-
-
 def _runs(client: MlflowClient, experiment: str) -> list:
     exp = client.get_experiment_by_name(experiment)
     return client.search_runs([exp.experiment_id], run_view_type=ViewType.ALL, max_results=1000)

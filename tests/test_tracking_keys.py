@@ -7,7 +7,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -31,22 +30,6 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import ViewType  # noqa: E402
 
 ARTIFACTS = {"metrics.json", "predictions.parquet", "routing.npz"}
-
-
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty, migrated MLflow database, created once (migrations take seconds)."""
-    db = tmp_path_factory.mktemp("template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{db}")
-    return db
-
-
-@pytest.fixture()
-def uri(tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    shutil.copy(template_db, tmp_path / "mlflow.db")
-    value = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", value)
-    return value
 
 
 def _all_runs(client: MlflowClient, experiment: str) -> list:
