@@ -14,6 +14,7 @@ from conftest import notebook_parameters, skip_without_kernel
 from urbanmoe.evaluation import ablations as ab
 from urbanmoe.evaluation.aggregate import collect
 from urbanmoe.evaluation.palette import save_figure
+from urbanmoe.paper_items import ITEMS
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = ["carbon", "population", "light"]
@@ -113,8 +114,8 @@ def test_table3_presets_order_stats_and_not_run(abl_root: Path) -> None:
     df = ab.collect_ablations(abl_root, "SH", "random")
     assert len(df) == 3 * len(RUNS) and set(df["seed"]) == {0, 1, 2}
     t3 = ab.table3(df)
-    assert list(t3["Configuration"]) == list(ab.TABLE5_NAMES.values())  # the paper's order
-    assert list(t3["setting"]) == list(ab.TABLE5_PRESETS)
+    assert list(t3["Configuration"]) == [r.label for r in ITEMS["table3"].rows]  # paper order
+    assert list(t3["setting"]) == [r.key for r in ITEMS["table3"].rows]
     row = t3.set_index("setting")
     mean, std = _expected(0.61, 1)  # shared_only, found by config although labelled oddly
     assert row.loc["shared_only", "population_r2_mean"] == pytest.approx(mean)
@@ -145,7 +146,7 @@ def test_table5_allocations() -> None:
 def test_table4_with_and_without_baselines(abl_root: Path, t2_root: Path) -> None:
     df = ab.collect_ablations(abl_root, "SH", "random")
     t4 = ab.table4(df, collect([t2_root])).set_index("setting")
-    assert list(t4.index) == list(ab.TABLE4_ROWS)
+    assert list(t4.index) == [r.key for r in ITEMS["table4"].rows]
     assert t4.loc["no_poi", "light_mae_mean"] == pytest.approx(_expected(0.52, 2, "mae")[0])
     assert t4.loc["no_region_poi", "carbon_r2_std"] == pytest.approx(_expected(0.48, 0)[1])
     assert t4.loc["full", "avg_r2_mean"] == pytest.approx(_expected(0.70, 1)[0])
@@ -224,7 +225,8 @@ def test_write_table_checkmarks(abl_root: Path, tmp_path: Path) -> None:
     assert r"$\checkmark$" in tex and "✓" not in tex
     assert "| Special-task only | ✓ |  |  |" in (tmp_path / "table3.md").read_text()
     csv = pd.read_csv(tmp_path / "table3.csv")
-    assert list(csv["setting"]) == list(ab.TABLE5_PRESETS) and "n_seeds" in csv.columns
+    assert list(csv["setting"]) == [r.key for r in ITEMS["table3"].rows]
+    assert "n_seeds" in csv.columns
 
 
 
@@ -261,3 +263,43 @@ def test_notebook_parameters_cell() -> None:
     assert params["out_dir"] == "paper_figures" and params["published_dir"] == "paper"
     assert params["d_r_values"] == [2, 4, 6, 8, 10]  # Appendix C's grids
     assert params["eps_values"] == [0.0, 0.01, 0.02, 0.03, 0.04]
+
+
+def test_a_new_ablation_row_is_one_paper_item_entry(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    """One Row added to Table 4's item: the workflow trains and mirrors its variant, the table
+    shows its runs, and the comparison finds its published slot; nothing else is edited."""
+    from dataclasses import replace
+
+    from urbanmoe import workflow as wf
+    from urbanmoe.config import load_config
+    from urbanmoe.evaluation.experiments import ablation_variants
+    from urbanmoe.paper_items import Row
+
+    row = Row("no_region_dr4", "w/o Region, d_r = 4", {"model.use_region": False, "model.d_r": 4},
+              published={"variant": "w/o Region (d_r = 4)"})
+    item = ITEMS["table4"]
+    monkeypatch.setitem(ITEMS, "table4", replace(item, rows=(*item.rows, row)))
+    cfg = load_config(REPO / ".test/config/config.yaml")
+    label = "urbanmoe@model.use_region=false@model.d_r=4"
+    assert label in ablation_variants(cfg)
+    run = f"results/ablations/DC/random/{label}/seed0"
+    assert run in wf.ablation_runs(cfg) and run in wf.experiment_runs(cfg, "table4")
+
+    root = tmp_path / "ablations"
+    for name, (config, base) in {"urbanmoe": ({}, 0.70),
+                                 label: ({"use_region": False, "d_r": 4}, 0.33)}.items():
+        for seed in range(3):
+            _write_run(root, name, seed, base, config=config)
+    t4 = ab.table4(ab.collect_ablations(root, "SH", "random"))
+    new = t4.set_index("setting").loc["no_region_dr4"]
+    assert new["label"] == "w/o Region, d_r = 4" and new["n_seeds"] == 3
+    assert new["carbon_r2_mean"] == pytest.approx(_expected(0.33, 0)[0])
+    assert t4.set_index("setting").loc["no_region", "n_seeds"] == 0  # not confused with it
+
+    published = pd.DataFrame([{"dataset": "SH", "variant": "w/o Region (d_r = 4)",
+                               "carbon_mae": 0.9, "population_mae": 1.0, "light_mae": 0.2}])
+    pvr = ab.published_vs_reproduced(t4, published, "SH", NOTE)
+    slot = pvr[(pvr["setting"] == "no_region_dr4") & (pvr["metric"] == "carbon_mae")].iloc[0]
+    assert slot["published"] == 0.9 and slot["status"] == "reproduced"
+    assert slot["reproduced_mean"] == pytest.approx(0.33 / 2 + 0.02)

@@ -1,17 +1,17 @@
 # The notebooks take names and notes from config as raw strings (papermill -r: a dataset
-# named 2024 stays a string) and lists as YAML with quoted strings (-y, yaml_list).
+# named 2024 stays a string) and lists as YAML with quoted strings (-y, urbanmoe.workflow.yaml_list).
 rule table2:
     input:
         notebook=os.path.join(NOTEBOOKS, "table2.ipynb"),
         published=os.path.join(PUBLISHED, "published_table2.csv"),
         runs=table2_runs,
     output:
-        PAPER_ARTIFACTS,
+        wf.artifacts("table2.ipynb"),
         notebook="results/notebooks/table2.ipynb",
     log:
         "logs/paper/table2.log",
     params:
-        datasets=f"datasets: {yaml_list(DATASETS)}",
+        datasets=f"datasets: {wf.yaml_list(DATASETS)}",
         note=data_note,
     threads: 1
     resources:
@@ -32,7 +32,7 @@ rule ablations:
         runs=ablation_runs,
         baselines=table4_baseline_runs,
     output:
-        ABLATION_ARTIFACTS,
+        wf.artifacts("ablations.ipynb"),
         notebook="results/notebooks/ablations.ipynb",
     log:
         "logs/paper/ablations.log",
@@ -40,7 +40,7 @@ rule ablations:
         dataset=EXP["dataset"],
         split=EXP["split"],
         published=published_folder,
-        grids=ablation_grids,
+        grids=wf.ablation_grids(config),
         note=data_note,
     threads: 1
     resources:
@@ -57,9 +57,9 @@ rule ablations:
 rule experts:
     input:
         notebook=os.path.join(NOTEBOOKS, "experts.ipynb"),
-        run=figure_run(),
+        run=wf.figure_run(config),
     output:
-        EXPERT_ARTIFACTS,
+        wf.artifacts("experts.ipynb"),
         notebook="results/notebooks/experts.ipynb",
     log:
         "logs/paper/experts.log",
@@ -85,12 +85,12 @@ rule dataset_stats:
         published=os.path.join(PUBLISHED, "published_table1.csv"),
         datasets=all_dataset_dirs(),
     output:
-        DATASET_ARTIFACTS,
+        wf.artifacts("dataset.ipynb"),
         notebook="results/notebooks/dataset.ipynb",
     log:
         "logs/paper/dataset.log",
     params:
-        roots=f"dataset_dirs: {yaml_list(all_dataset_dirs())}",
+        roots=f"dataset_dirs: {wf.yaml_list(all_dataset_dirs())}",
         sample=EXP["dataset"],
         seed=EXP["sample_seed"],
         note=data_note,

@@ -1,5 +1,5 @@
 # One rule for every run: Table 2's (collection "runs", variant = a model name), the
-# ablations' (collection "ablations", variant = urbanmoe@key=value...: evaluation/experiments.py)
+# ablations' (collection "ablations", variant = urbanmoe@key=value...: the paper items' rows)
 # and the spatial-context comparison's (collection "spatial", `snakemake spatial`).
 # One job trains all seeds of a variant (one process: the imports are paid once).
 rule train:

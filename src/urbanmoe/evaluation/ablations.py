@@ -23,30 +23,16 @@ from urbanmoe.evaluation import tables as tb
 from urbanmoe.evaluation.metrics import METRICS, flatten
 from urbanmoe.evaluation.palette import BLACK, colours, use_agg
 from urbanmoe.io import visible_files
-from urbanmoe.models.layout import TABLE5_PRESETS, layout_from_preset
+from urbanmoe.models.layout import ExpertLayout
+from urbanmoe.paper_items import FULL_MODEL, ITEMS, Row
 
 TASKS = ["carbon", "population", "light"]
 SETTINGS = ("n_specific", "n_shared", "n_dual", "d_r", "eps", "use_region", "use_poi")
-FULL = "urbanmoe"  # the variant label of the full model
-PAPER_DEFAULTS = {"n_specific": 8, "n_shared": 4, "n_dual": 2, "d_r": 6, "eps": 0.01,
-                  "use_region": True, "use_poi": True}
-#: Table 5's configuration names, in the paper's row order (that of TABLE5_PRESETS).
-TABLE5_NAMES = {"specific_only": "Special-task only", "shared_only": "Shared only",
-                "dual_only": "Dual-task only", "specific_shared": "Special + Shared",
-                "specific_dual": "Special + Dual", "shared_dual": "Shared + Dual",
-                "all_three": "All three types"}
-#: Table 4's rows in the paper's order: key -> (display name, name in published_table4.csv).
-TABLE4_ROWS = {"remoteclip_st": ("RemoteCLIP (ST)", "RemoteCLIP(ST)"),
-               "urbanclip_st": ("UrbanCLIP (ST)", "UrbanCLIP(ST)"),
-               "no_region_poi": ("w/o Region & POI", "w/o Region & POI"),
-               "no_poi": ("w/o POI", "w/o POI"), "no_region": ("w/o Region", "w/o Region"),
-               "full": ("UrbanMoE", "UrbanMoE")}
-EMBEDDING_ABLATIONS = {"no_region_poi": {"use_region": False, "use_poi": False},
-                       "no_poi": {"use_poi": False}, "no_region": {"use_region": False},
-                       "full": {}}
-#: Figure 3's panels: study, setting varied, x-axis label.
+FULL = FULL_MODEL  # the variant label of the full model
+#: Figure 3's panels: study, setting varied, x-axis label (the curves of its paper item).
 FIGURE3 = [("figure3a", "d_r", "region embedding size d_r"),
            ("figure3b", "eps", "gate threshold eps")]
+assert tuple(key for _, key, _ in FIGURE3) == ITEMS["figure3"].curves
 CHECK = "✓"
 #: Config keys (prefixes) that differ between runs without changing the experiment; every other
 #: key outside SETTINGS must equal the full model's for a run to be placed in a study.
@@ -110,12 +96,21 @@ def collect_ablations(root: Path | str, dataset: str, split: str) -> pd.DataFram
     return df
 
 
+def paper_defaults() -> dict:
+    """The full model's settings as the schema's defaults give them (the paper's)."""
+    from urbanmoe.config import validate
+
+    model = validate({}, "(defaults)")["model"]
+    return {k: model[k] for k in SETTINGS}
+
+
 def reference(df: pd.DataFrame) -> dict:
     """The full model's settings: those of the run labelled ``urbanmoe``, else the paper's."""
     full = df[df["variant"] == FULL]
+    defaults = paper_defaults()
     if full.empty:
-        return dict(PAPER_DEFAULTS)
-    return {k: (PAPER_DEFAULTS.get(k) if k in SETTINGS and pd.isna(v) else v)
+        return defaults
+    return {k: (defaults.get(k) if k in SETTINGS and pd.isna(v) else v)
             for k, v in full[[*SETTINGS, "other"]].iloc[0].items()}
 
 
@@ -171,24 +166,21 @@ def ablation_summary(df: pd.DataFrame, d_r_values: Sequence[float] | None = None
     collect` of the Table 2 run folders).
     """
     tasks, ref = _tasks(df), reference(df)
-    groups: list[tuple[str, str, float, dict]] = [
-        ("table3", name, np.nan, {**ref, "n_specific": sp, "n_shared": sh, "n_dual": du})
-        for name, (sp, sh, du) in TABLE5_PRESETS.items()]
-    groups += [("table4", k, np.nan, {**ref, **EMBEDDING_ABLATIONS[k]}
-                if k in EMBEDDING_ABLATIONS else {}) for k in TABLE4_ROWS]
+    groups: list[tuple[str, str, float, dict, Row | None]] = [
+        (name, r.key, np.nan, {**ref, **r.settings()} if r.source == "ablations" else {}, r)
+        for name in ("table3", "table4") for r in ITEMS[name].rows]
     for (study, key, _), values in zip(FIGURE3, (d_r_values, eps_values), strict=True):
         if values is None:
             found = df.loc[_match(df, {**ref, key: None}), key]
             values = sorted(pd.to_numeric(found, errors="coerce").dropna().unique())
-        groups += [(study, f"{key}={v:g}", float(v), {**ref, key: v}) for v in values]
+        groups += [(study, f"{key}={v:g}", float(v), {**ref, key: v}, None) for v in values]
     rows, placed = [], np.zeros(len(df), dtype=bool)
-    for study, setting, value, want in groups:
+    for study, setting, value, want, row in groups:
         mask = _match(df, want) if want else np.zeros(len(df), dtype=bool)
         placed |= mask
+        runs = df[mask] if want else _table2_runs(table2_df, row.model if row else setting, df)
         rows.append({"study": study, "setting": setting, "value": value,
-                     **{k: want.get(k) for k in SETTINGS},
-                     **_aggregate(df[mask] if want else _table2_runs(table2_df, setting, df),
-                                  tasks)})
+                     **{k: want.get(k) for k in SETTINGS}, **_aggregate(runs, tasks)})
     for variant, runs in df[~placed].groupby("variant", sort=True):  # in no study: listed
         rows.append({"study": "other", "setting": variant, "value": np.nan,
                      **runs[list(SETTINGS)].iloc[0].to_dict(), **_aggregate(runs, tasks)})
@@ -226,24 +218,29 @@ def table3(df: pd.DataFrame) -> pd.DataFrame:
     """Table 3: the seven expert-type configurations of Table 5, in the paper's order."""
     s = ablation_summary(df, (), ())
     s = s[s["study"] == "table3"].reset_index(drop=True)
-    out = pd.DataFrame({"setting": s["setting"], "label": s["setting"].map(TABLE5_NAMES)})
+    out = pd.DataFrame({"setting": s["setting"],
+                        "label": [ITEMS["table3"].row(k).label for k in s["setting"]]})
     out["Configuration"] = out["label"]
     for col, key in (("Specific", "n_specific"), ("Shared", "n_shared"), ("Dual", "n_dual")):
         out[key] = s[key].to_numpy()
         out[col.lower()] = s[key].to_numpy() > 0
         out[col] = np.where(out[col.lower()], CHECK, "")
     _metric_display(out, s, _tasks(df), METRICS)
-    return _finish(out, s, df)
+    out = _finish(out, s, df)
+    out.attrs["item"] = "table3"
+    return out
 
 
 def table5(n_tasks: int = 3) -> pd.DataFrame:
-    """Table 5 (Appendix B): expert allocation per configuration, from TABLE5_PRESETS."""
+    """Table 5 (Appendix B): expert allocation per configuration (its paper item's rows)."""
     rows = []
-    for name, (sp, sh, du) in TABLE5_PRESETS.items():
-        lay = layout_from_preset(name, n_tasks)
-        rows.append({"setting": name, "n_specific": sp, "n_shared": sh, "n_dual": du,
+    for r in ITEMS["table5"].rows:
+        s = r.settings()
+        sp, sh, du = s["n_specific"], s["n_shared"], s["n_dual"]
+        lay = ExpertLayout(n_tasks, sp, du, sh)
+        rows.append({"setting": r.key, "n_specific": sp, "n_shared": sh, "n_dual": du,
                      "experts_per_task": lay.n_eligible[0], "pool_size": lay.n_experts,
-                     "Configuration": TABLE5_NAMES[name], "Special-task (per task)": str(sp),
+                     "Configuration": r.label, "Special-task (per task)": str(sp),
                      "Shared": str(sh), "Dual-task (per task)": f"{du}–{du}" if du else "0",
                      "Experts per task": str(lay.n_eligible[0]), "Pool size E": str(lay.n_experts)})
     return pd.DataFrame(rows)
@@ -259,11 +256,13 @@ def table4(df: pd.DataFrame, table2_df: pd.DataFrame | None = None) -> pd.DataFr
     tasks, s = _tasks(df), ablation_summary(df, (), (), table2_df)
     s = s[s["study"] == "table4"].reset_index(drop=True)
     out = pd.DataFrame({"setting": s["setting"],
-                        "label": [TABLE4_ROWS[k][0] for k in s["setting"]]})
+                        "label": [ITEMS["table4"].row(k).label for k in s["setting"]]})
     out["Variant"] = out["label"]
     _metric_display(out, s, tasks, ["mae", "r2", "rmse"])
     out = out.drop(columns=[tb._label(t, "rmse") for t in [*tasks, "avg"]])
-    return _finish(out, s, df)
+    out = _finish(out, s, df)
+    out.attrs["item"] = "table4"
+    return out
 
 
 def figure3(df: pd.DataFrame, dataset: str, d_r_values: Sequence[float] | None = None,
@@ -306,24 +305,30 @@ def figure3(df: pd.DataFrame, dataset: str, d_r_values: Sequence[float] | None =
 write_table = tb.write_table
 
 
-def _published_key(row: dict) -> str | None:
-    if "variant" in row:
-        return next((k for k, (_, p) in TABLE4_ROWS.items() if p == row["variant"]), None)
-    kinds = tuple(bool(row[k]) for k in ("specific", "shared", "dual"))
-    return next((n for n, (sp, sh, du) in TABLE5_PRESETS.items()
-                 if (sp > 0, sh > 0, du > 0) == kinds), None)
+def published_rows(item: str, published: pd.DataFrame, dataset: str) -> dict[str, dict]:
+    """Row key -> its record in the published CSV of ``item`` for ``dataset``: the record whose
+    key columns hold the row's ``published`` values (paper_items.py); rows the paper lacks are
+    absent."""
+    records = published[published["dataset"] == dataset].to_dict("records")
+    out = {}
+    for r in ITEMS[item].rows:
+        found = [p for p in records if r.published is not None and all(
+            str(p.get(k)).lower() == str(v).lower() for k, v in r.published.items())]
+        if found:
+            out[r.key] = found[0]
+    return out
 
 
 def published_vs_reproduced(table: pd.DataFrame, published: pd.DataFrame, dataset: str,
                             data_note: str) -> pd.DataFrame:
     """Published beside reproduced per row and published metric (Table 3 or Table 4).
 
-    ``table`` is :func:`table3`'s or :func:`table4`'s output, ``published`` the paper's CSV.
+    ``table`` is :func:`table3`'s or :func:`table4`'s output (``attrs["item"]`` names its paper
+    item), ``published`` the paper's CSV.
     ``difference`` is reproduced mean − published; ``status`` is "reproduced", "not run" or
     "not in paper" (no value for this dataset). ``attrs["note"]``: what data the runs used.
     """
-    pub = {_published_key(r): r for r in published[published["dataset"] == dataset]
-           .to_dict("records")}
+    pub = published_rows(table.attrs["item"], published, dataset)
     metrics = [c for c in published.columns if c.rpartition("_")[2] in METRICS]
     rows = []
     for r in table.to_dict("records"):

@@ -6,12 +6,10 @@ folder (``results/ablations/{dataset}/{split}/{variant}/seed{N}``), is recorded 
 ``metrics.json`` and is parsed back into ``--set`` overrides by :func:`parse_variant`, so a
 folder says exactly how it was made.
 
-Which variants each experiment needs comes from ``experiments.*`` in the configuration:
-
-* Table 3 (with Table 5's allocations): the seven expert-type presets, 16 experts per task;
-* Table 4: the full model without the region embedding, without POIs, without both;
-* Figure 3: ``experiments.d_r`` and ``experiments.eps``;
-* Figures 4-5 and the sparsity table read the full model's run (``urbanmoe``).
+Which variants each experiment needs comes from the paper items (``paper_items.py``): every
+row trained for an item (Table 3's seven allocations, Table 4's embedding ablations), and
+Figure 3's curves over ``experiments.d_r`` and ``experiments.eps``; Figures 4-5 and the
+sparsity table read the full model's run (``urbanmoe``).
 """
 
 from __future__ import annotations
@@ -19,10 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 from urbanmoe.errors import ConfigError
-from urbanmoe.models.layout import TABLE5_PRESETS
+from urbanmoe.paper_items import FULL_MODEL, ITEMS, Row, rows_from
 
 SEP = "@"
-FULL = "urbanmoe"
+FULL = FULL_MODEL
 
 
 def variant_label(model: str, overrides: dict[str, Any] | None = None) -> str:
@@ -48,28 +46,36 @@ def parse_variant(label: str) -> tuple[str, list[str]]:
     return model, items
 
 
+def _value(cfg: dict[str, Any], key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def row_variant(row: Row, cfg: dict[str, Any] | None = None) -> str:
+    """The variant label of a paper row's runs: the full model when the row's settings are
+    those of ``cfg`` already (a run shared between items), else the model with the overrides."""
+    if cfg is not None and row.model == FULL and all(
+            _value(cfg, k) == v for k, v in row.overrides.items()):
+        return FULL
+    return variant_label(row.model, dict(row.overrides))
+
+
+def item_variants(item: str, cfg: dict[str, Any] | None = None) -> dict[str, str]:
+    """Row key -> variant label of the rows of ``item`` trained for it (paper_items.py)."""
+    return {r.key: row_variant(r, cfg) for r in rows_from(item, "ablations")}
+
+
 def table3_variants(cfg: dict[str, Any]) -> dict[str, str]:
-    """Table 5 preset name -> variant label (``all_three`` at the paper's 8/2/4 is the full model
-    when ``model.*`` holds those counts)."""
-    m = cfg["model"]
-    out = {}
-    for name, (n_specific, n_shared, n_dual) in TABLE5_PRESETS.items():
-        if (m["n_specific"], m["n_shared"], m["n_dual"]) == (n_specific, n_shared, n_dual):
-            out[name] = FULL
-        else:
-            out[name] = variant_label(FULL, {"model.n_specific": n_specific,
-                                             "model.n_dual": n_dual,
-                                             "model.n_shared": n_shared})
-    return out
+    """Table 3's rows (Table 5's allocations) -> variant label; the allocation of ``model.*``
+    is the full model."""
+    return item_variants("table3", cfg)
 
 
-def table4_variants() -> dict[str, str]:
-    """Table 4's rows (UrbanMoE's part): the full model and its embedding ablations."""
-    return {"UrbanMoE": FULL,
-            "w/o Region": variant_label(FULL, {"model.use_region": False}),
-            "w/o POI": variant_label(FULL, {"model.use_poi": False}),
-            "w/o Region & POI": variant_label(FULL, {"model.use_region": False,
-                                                     "model.use_poi": False})}
+def table4_variants(cfg: dict[str, Any] | None = None) -> dict[str, str]:
+    """Table 4's rows trained for it (UrbanMoE's part) -> variant label."""
+    return {ITEMS["table4"].row(k).label: v for k, v in item_variants("table4", cfg).items()}
 
 
 def figure3_variants(cfg: dict[str, Any]) -> dict[str, dict[float, str]]:
@@ -77,15 +83,18 @@ def figure3_variants(cfg: dict[str, Any]) -> dict[str, dict[float, str]]:
     model)."""
     m, e = cfg["model"], cfg["experiments"]
     out: dict[str, dict[float, str]] = {}
-    for key in ("d_r", "eps"):
+    for key in ITEMS["figure3"].curves:
         out[key] = {v: FULL if v == m[key] else variant_label(FULL, {f"model.{key}": v})
                     for v in e[key]}
     return out
 
 
 def ablation_variants(cfg: dict[str, Any]) -> list[str]:
-    """Every variant the ablation experiments need, each once, the full model first."""
-    labels = [FULL, *table3_variants(cfg).values(), *table4_variants().values()]
+    """Every variant the ablation experiments need, each once, the full model first: the rows
+    of every paper item trained for it, then Figure 3's curves."""
+    labels = [FULL]
+    for name in ITEMS:
+        labels += item_variants(name, cfg).values()
     for curve in figure3_variants(cfg).values():
         labels += curve.values()
     return list(dict.fromkeys(labels))

@@ -22,6 +22,8 @@ from itertools import combinations
 
 import torch
 
+from urbanmoe.paper_items import ALLOCATIONS
+
 __all__ = [
     "PAPER_LAYOUT",
     "TABLE5_PRESETS",
@@ -130,14 +132,11 @@ class ExpertLayout:
 
 # Table 5 (Appendix B): name -> (n_specific, n_shared, n_dual per pair).  Note the column order
 # follows the table (special, shared, dual), NOT ExpertLayout's argument order.
+#: Table 5's allocations by configuration: (specific per task, shared, dual per pair), from
+#: their paper item (``paper_items.ALLOCATIONS``).
 TABLE5_PRESETS: dict[str, tuple[int, int, int]] = {
-    "specific_only": (16, 0, 0),
-    "shared_only": (0, 16, 0),
-    "dual_only": (0, 0, 8),
-    "specific_shared": (8, 8, 0),
-    "specific_dual": (8, 0, 4),
-    "shared_dual": (0, 8, 4),
-    "all_three": (8, 4, 2),
+    r.key: (r.settings()["n_specific"], r.settings()["n_shared"], r.settings()["n_dual"])
+    for r in ALLOCATIONS
 }
 
 

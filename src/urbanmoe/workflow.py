@@ -1,0 +1,209 @@
+"""What the Snakemake workflow asks of the configuration and the paper items, as plain Python.
+
+``workflow/rules/common.smk`` holds input functions only; each calls one function here with the
+workflow's ``config`` (the validated ``config/config.yaml``), so the logic is importable and
+unit-tested (``tests/test_workflow_module.py``). Paths are relative to the working directory of
+the workflow. Which runs each paper item needs comes from ``paper_items.py`` and
+``evaluation/experiments.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from urbanmoe.evaluation.experiments import ablation_variants, figure3_variants, item_variants
+from urbanmoe.paper_items import ITEMS, experiments, outputs_of, rows_from
+
+Config = dict[str, Any]
+FIGURES = "paper_figures"
+#: Models whose training depends on model.* only: a change of baselines.* does not rerun them.
+URBANMOE_MODELS = ("urbanmoe", "urbanmoe_st", "urbanmoe_dense")
+#: Config sections whose change reruns a training job.
+TRAINING_SECTIONS = ("features", "split", "model", "train", "spatial")
+
+
+def _runs(pattern: str, **values: Iterable[Any]) -> list[str]:
+    """Every combination of ``values`` filled into ``pattern`` (Snakemake's ``expand``)."""
+    keys = list(values)
+    return [pattern.format(**dict(zip(keys, combo, strict=True)))
+            for combo in itertools.product(*(list(values[k]) for k in keys))]
+
+
+def dataset_dir(cfg: Config, dataset: str) -> str:
+    """Where a dataset lives: imported real cities under data.real_root, the rest under root."""
+    data = cfg["data"]
+    return f"{data['real_root'] if dataset in data['urbanclip'] else data['root']}/{dataset}"
+
+
+def all_dataset_dirs(cfg: Config) -> list[str]:
+    """The folder of every dataset the workflow runs on."""
+    return [dataset_dir(cfg, d) for d in cfg["data"]["datasets"]]
+
+
+def table2_runs(cfg: Config) -> list[str]:
+    """Every run folder behind Table 2."""
+    return _runs("results/runs/{dataset}/{split}/{model}/seed{seed}",
+                 dataset=cfg["data"]["datasets"], split=cfg["workflow"]["splits"],
+                 model=cfg["workflow"]["table2_models"], seed=cfg["train"]["seeds"])
+
+
+def default_model_runs(cfg: Config, dataset: str, split: str) -> list[str]:
+    """The run folders of model.name, every seed, on one dataset and split (Table 2's)."""
+    return _runs("results/runs/{dataset}/{split}/{model}/seed{seed}", dataset=[dataset],
+                 split=[split], model=[cfg["model"]["name"]], seed=cfg["train"]["seeds"])
+
+
+def prediction_maps(cfg: Config) -> list[str]:
+    """The folders of the default model's maps, per dataset and split."""
+    return _runs(FIGURES + "/maps/{dataset}/{split}", dataset=cfg["data"]["datasets"],
+                 split=cfg["workflow"]["splits"])
+
+
+def training_settings(cfg: Config, variant: str) -> dict[str, Any]:
+    """The configuration a training run depends on (a change reruns it); baselines also
+    depend on baselines.*"""
+    keys = list(TRAINING_SECTIONS)
+    if variant.split("@")[0] not in URBANMOE_MODELS:
+        keys.append("baselines")
+    return {key: cfg[key] for key in keys}
+
+
+def _ablations(cfg: Config, variants: Iterable[str]) -> list[str]:
+    exp = cfg["experiments"]
+    return _runs("results/ablations/{dataset}/{split}/{variant}/seed{seed}",
+                 dataset=[exp["dataset"]], split=[exp["split"]],
+                 variant=list(dict.fromkeys(variants)), seed=cfg["train"]["seeds"])
+
+
+def ablation_runs(cfg: Config) -> list[str]:
+    """Every run folder behind Tables 3-4 and Figure 3 (and Figures 4-5: the full model)."""
+    return _ablations(cfg, ablation_variants(cfg))
+
+
+def figure_run(cfg: Config) -> str:
+    """The full model's run that Figures 4-5 and the sparsity table read."""
+    exp = cfg["experiments"]
+    return f"results/ablations/{exp['dataset']}/{exp['split']}/urbanmoe/seed{exp['figure_seed']}"
+
+
+def table2_sourced_runs(cfg: Config, item: str = "table4") -> list[str]:
+    """The Table 2 runs the rows of ``item`` read (Table 4's RemoteCLIP and UrbanCLIP (ST)),
+    on the ablations' dataset and split, when Table 2 runs them."""
+    exp, wf = cfg["experiments"], cfg["workflow"]
+    if exp["dataset"] not in cfg["data"]["datasets"] or exp["split"] not in wf["splits"]:
+        return []
+    models = [r.model for r in rows_from(item, "table2") if r.model in wf["table2_models"]]
+    return _runs("results/runs/{dataset}/{split}/{model}/seed{seed}", dataset=[exp["dataset"]],
+                 split=[exp["split"]], model=models, seed=cfg["train"]["seeds"])
+
+
+def spatial_runs(cfg: Config) -> list[str]:
+    """Every run folder of the spatial-context comparison (not in the paper)."""
+    wf = cfg["workflow"]
+    return _runs("results/spatial/{dataset}/{split}/{variant}/seed{seed}",
+                 dataset=cfg["data"]["datasets"], split=wf["spatial_splits"],
+                 variant=wf["spatial_variants"], seed=cfg["train"]["seeds"])
+
+
+def transfer_runs(cfg: Config) -> list[str]:
+    """Every cross-city transfer run folder."""
+    wf = cfg["workflow"]
+    return _runs("results/transfer/{pair}/{variant}/seed{seed}", pair=wf["transfer_pairs"],
+                 variant=wf["transfer_models"], seed=cfg["train"]["seeds"])
+
+
+def experiment_runs(cfg: Config, experiment: str) -> list[str]:
+    """The run folders one MLflow experiment mirrors (a paper item's, or the spatial ones)."""
+    if experiment == "table2":
+        return table2_runs(cfg)
+    if experiment == "spatial_context":
+        return spatial_runs(cfg)
+    if experiment == "transfer":
+        return transfer_runs(cfg)
+    if experiment == "figures4_5":
+        return [figure_run(cfg)]
+    items = [i for i in ITEMS.values() if i.experiment == experiment]
+    if not items:
+        raise KeyError(f"no paper item or run collection mirrors into {experiment!r}")
+    labels = [v for i in items for v in item_variants(i.name, cfg).values()]
+    if any(i.curves for i in items):
+        labels += [v for curve in figure3_variants(cfg).values() for v in curve.values()]
+    return _ablations(cfg, labels)
+
+
+def paper_experiments() -> list[str]:
+    """The MLflow experiments of the paper items."""
+    return experiments()
+
+
+def spatial_experiments(cfg: Config) -> list[str]:
+    """The MLflow experiments of the spatial-context target."""
+    return ["spatial_context"] + (["transfer"] if cfg["workflow"]["transfer_pairs"] else [])
+
+
+def transfer_side(cfg: Config, side: str) -> tuple[str, str, str]:
+    """``CITY[.PART]`` of a transfer pair -> (dataset folder, city, part)."""
+    name, _, part = side.partition(".")
+    return dataset_dir(cfg, name), name, part or "all"
+
+
+def transfer_inputs(cfg: Config, pair: str) -> dict[str, str]:
+    """The source and target dataset folders of a transfer pair ``SOURCE_to_TARGET``."""
+    source, target = pair.split("_to_")
+    return {"source": transfer_side(cfg, source)[0], "target": transfer_side(cfg, target)[0]}
+
+
+def transfer_parts(cfg: Config, pair: str) -> list[str]:
+    """--source-part / --target-part of a transfer pair, as arguments."""
+    source, target = pair.split("_to_")
+    return ["--source-part", transfer_side(cfg, source)[2],
+            "--target-part", transfer_side(cfg, target)[2]]
+
+
+def artifacts(notebook: str) -> list[str]:
+    """The files one notebook writes into paper_figures/ (its paper items' outputs)."""
+    return [f"{FIGURES}/{name}" for name in outputs_of(notebook)]
+
+
+def all_artifacts() -> list[str]:
+    """Every paper table and figure file, the claims included."""
+    files = [f"{FIGURES}/{f}" for item in ITEMS.values() for f in item.outputs]
+    files += artifacts("ablations.ipynb")
+    return list(dict.fromkeys(files))
+
+
+def yaml_scalar(value: Any) -> str:
+    """A value as YAML reads it back: strings double-quoted (JSON's quoting is valid YAML), so
+    that a name holding a space, quote, comma or ``#`` stays one string; numbers as written."""
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+def yaml_list(values: Iterable[Any]) -> str:
+    """A list as a YAML flow sequence, for papermill's -y parameters."""
+    return "[" + ", ".join(yaml_scalar(v) for v in values) + "]"
+
+
+def ablation_grids(cfg: Config) -> str:
+    """Figure 3's grids for the ablations notebook (papermill -y)."""
+    exp = cfg["experiments"]
+    return "{" + ", ".join(f"{key}_values: {yaml_list(exp[key])}"
+                           for key in ITEMS["figure3"].curves) + "}"
+
+
+def data_note(cfg: Config) -> str:
+    """What the runs ran on, said plainly (none of it is the data of the paper)."""
+    datasets, real = cfg["data"]["datasets"], cfg["data"]["urbanclip"]
+    synth = [d for d in datasets if d in cfg["synth"]["cities"] and d not in real]
+    ours = [d for d in datasets if d in real]
+    other = [d for d in datasets if d not in synth and d not in ours]
+    parts = []
+    if synth:
+        parts.append(f"the embedded synthetic benchmark ({', '.join(synth)})")
+    if ours:
+        parts.append(f"UrbanCLIP-toolkit real cities ({', '.join(ours)})")
+    if other:
+        parts.append(f"user datasets ({', '.join(other)})")
+    return "; ".join(parts) + ", not the data of the paper"

@@ -1,0 +1,74 @@
+"""urbanmoe.workflow: what the Snakemake input functions return, checked as plain Python on
+the tiny configuration (.test/config) and the project's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from urbanmoe import workflow as wf
+from urbanmoe.config import load_config
+from urbanmoe.paper_items import ITEMS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def tiny() -> dict:
+    return load_config(ROOT / ".test/config/config.yaml")
+
+
+def test_table2_runs_cover_datasets_splits_models_and_seeds(tiny: dict) -> None:
+    runs = wf.table2_runs(tiny)
+    w = tiny["workflow"]
+    assert len(runs) == len(set(runs)) == (len(tiny["data"]["datasets"]) * len(w["splits"])
+                                           * len(w["table2_models"]) * len(tiny["train"]["seeds"]))
+    assert "results/runs/DC/spatial_block/ridge/seed1" in runs
+
+
+def test_each_paper_experiment_mirrors_its_items_runs(tiny: dict) -> None:
+    assert wf.paper_experiments() == ["table2", "table3", "table4", "figure3", "figures4_5"]
+    ablations = set(wf.ablation_runs(tiny))
+    for experiment in ("table3", "table4", "figure3"):
+        runs = wf.experiment_runs(tiny, experiment)
+        assert runs and set(runs) <= ablations
+    # Table 3's allocation of model.* is the full model's run, shared with Table 4's UrbanMoE row
+    full = "results/ablations/DC/random/urbanmoe/seed0"
+    assert full in wf.experiment_runs(tiny, "table4")
+    assert (full in wf.experiment_runs(tiny, "table3")) == (
+        (tiny["model"]["n_specific"], tiny["model"]["n_shared"], tiny["model"]["n_dual"])
+        == (8, 4, 2))
+    assert wf.experiment_runs(tiny, "figures4_5") == [wf.figure_run(tiny)]
+    with pytest.raises(KeyError, match="nothing"):
+        wf.experiment_runs(tiny, "nothing")
+
+
+def test_table4_reads_table2_runs_only_when_table2_makes_them(tiny: dict) -> None:
+    assert wf.table2_sourced_runs(tiny) == []  # the tiny Table 2 has no RemoteCLIP/UrbanCLIP
+    tiny["workflow"]["table2_models"] = ["remoteclip_st", "ridge"]
+    assert wf.table2_sourced_runs(tiny) == [
+        f"results/runs/DC/random/remoteclip_st/seed{s}" for s in tiny["train"]["seeds"]]
+
+
+def test_artifacts_come_from_the_items(tiny: dict) -> None:
+    every = wf.all_artifacts()
+    assert len(every) == len(set(every))
+    for item in ITEMS.values():
+        assert {f"paper_figures/{f}" for f in item.outputs} <= set(every)
+    assert "paper_figures/ablations_summary.csv" in wf.artifacts("ablations.ipynb")
+    assert set(wf.artifacts("dataset.ipynb")) == {
+        f"paper_figures/{f}" for f in (*ITEMS["table1"].outputs, *ITEMS["figure6"].outputs)}
+
+
+def test_transfer_pairs_and_notes(tiny: dict) -> None:
+    assert wf.transfer_inputs(tiny, "DC.west_to_DC.east") == {
+        "source": "data/synthetic/DC", "target": "data/synthetic/DC"}
+    assert wf.transfer_parts(tiny, "DC.west_to_DC") == [
+        "--source-part", "west", "--target-part", "all"]
+    assert wf.data_note(tiny) == ("the embedded synthetic benchmark (DC), not the data of the "
+                                  "paper")
+    assert wf.ablation_grids(tiny) == "{d_r_values: [2, 6], eps_values: [0.0, 0.01]}"
+    assert wf.yaml_list(["my city's", 3]) == '["my city\'s", 3]'
+    assert "baselines" in wf.training_settings(tiny, "ridge")
+    assert "baselines" not in wf.training_settings(tiny, "urbanmoe@model.d_r=4")
