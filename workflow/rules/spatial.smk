@@ -1,4 +1,4 @@
-# Spatial context, not in the paper (README: spatial context): `snakemake --cores 2 spatial`.
+# Spatial context, not in the paper (docs/spatial.md): `snakemake --cores 2 spatial`.
 # The comparison's runs come from `rule train` (collection "spatial"); transfer runs from here.
 rule transfer:
     input:

@@ -1,4 +1,4 @@
-"""Spatial-context tables and figure (not in the paper; README: spatial context).
+"""Spatial-context tables and figure (not in the paper; docs/spatial.md).
 
 From the run folders of the spatial-context variants (``results/spatial/...``) and of the
 cross-city transfer runs (``results/transfer/...``):

@@ -1,7 +1,7 @@
 """Spatial-lag features: the labels of each region's nearest *training* regions, without leakage.
 
 Not part of the paper (its model has no such input); the spatial-context extension
-(``spatial.*`` in the configuration, README: spatial context). On real cities neighbouring regions
+(``spatial.*`` in the configuration, docs/spatial.md). On real cities neighbouring regions
 share their labels (the label rasters are coarser than the regions), so "what do the nearest
 labelled regions say" is a strong input. It is transductive: a region's features use the labels
 of nearby training regions, and every table where it is on says so (``TRANSDUCTIVE_NOTE``).

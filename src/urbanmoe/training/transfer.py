@@ -1,6 +1,6 @@
 """Cross-city transfer: train on one city, test on another that has no labels at all.
 
-Not in the paper; the spatial-context extension's other use case (README: spatial context). A
+Not in the paper; the spatial-context extension's other use case (docs/spatial.md). A
 practitioner's new city has no labels, so no spatial lag and no kNN exist there: what carries over
 is what the features alone say. A transfer run
 
