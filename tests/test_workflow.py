@@ -70,6 +70,12 @@ def test_tiny_workflow_runs_and_second_call_has_nothing_to_do(tmp_path: Path) ->
     _snakemake(tmp_path, "--cores", "2", "--forcerun", "track")
     _mlflow_children_once(tmp_path / "mlflow.db", 24 + 14 + 8 + 6 + 1)
     assert "Nothing to be done" in _snakemake(tmp_path, "--cores", "2", "-n")
+    # the reviewer's report: every paper table and figure with its paper item's caption
+    _snakemake(tmp_path, "--report", "report.html")
+    html = (tmp_path / "report.html").read_text()
+    for title in ("Table 2: UrbanMoE against the baselines", "Table 3: expert types",
+                  "Figure 3: hyper-parameter analysis", "The paper's claims checked"):
+        assert title in html, title
     _spatial_target(tmp_path)
 
 

@@ -72,3 +72,14 @@ def test_transfer_pairs_and_notes(tiny: dict) -> None:
     assert wf.yaml_list(["my city's", 3]) == '["my city\'s", 3]'
     assert "baselines" in wf.training_settings(tiny, "ridge")
     assert "baselines" not in wf.training_settings(tiny, "urbanmoe@model.d_r=4")
+
+
+def test_report_captions_are_the_paper_items() -> None:
+    """workflow/report/<item>.rst is caption_rst(item) for every paper item, and nothing else
+    (regenerate: python -c "from urbanmoe.workflow import write_captions; write_captions()")."""
+    folder = ROOT / wf.CAPTIONS
+    found = {p.stem: p.read_text() for p in folder.glob("*.rst") if p.stem != "workflow"}
+    assert found == {name: wf.caption_rst(name) for name in ITEMS}
+    shown = wf.reported_artifacts("ablations.ipynb")
+    assert ("paper_figures/figure3.png", "figure3", "Appendix C") in shown
+    assert all(path.endswith(wf.REPORTED) for path, _, _ in shown)

@@ -175,6 +175,43 @@ def all_artifacts() -> list[str]:
     return list(dict.fromkeys(files))
 
 
+#: Files the Snakemake report shows (tables as CSV, figures as PNG, the claims as Markdown).
+REPORTED = (".csv", ".png", ".md")
+CAPTIONS = "workflow/report"  # one caption per paper item, from caption_rst
+
+
+def reported_artifacts(notebook: str | None) -> list[tuple[str, str, str]]:
+    """(path, item name, category) of each file of ``notebook``'s items that the report shows;
+    the category is the item's place in the paper."""
+    return [(f"{FIGURES}/{f}", item.name, item.section) for item in ITEMS.values()
+            if item.notebook == notebook for f in item.outputs if f.endswith(REPORTED)]
+
+
+def caption_rst(name: str) -> str:
+    """The report caption of a paper item (reStructuredText), from its declaration."""
+    item = ITEMS[name]
+    made = f"drawn by ``notebooks/{item.notebook}``" if item.notebook else "written by the CLI"
+    versus = (f" It is compared with the paper's ``paper/{item.published}``."
+              if item.published else "")
+    rows = (" Rows: " + ", ".join(f"{r.label} (``{r.key}``)" for r in item.rows) + "."
+            if item.rows else "")
+    return f"{item.title}, {item.section} of the paper; {made}.{versus}{rows}\n"
+
+
+def write_captions(folder: str = CAPTIONS) -> list[str]:
+    """Write every paper item's caption into ``folder`` (the report's ``.rst`` files)."""
+    from pathlib import Path
+
+    from urbanmoe.io import atomic_path
+
+    written = []
+    for name in ITEMS:
+        with atomic_path(Path(folder) / f"{name}.rst") as tmp:
+            tmp.write_text(caption_rst(name))
+        written.append(f"{folder}/{name}.rst")
+    return written
+
+
 def yaml_scalar(value: Any) -> str:
     """A value as YAML reads it back: strings double-quoted (JSON's quoting is valid YAML), so
     that a name holding a space, quote, comma or ``#`` stays one string; numbers as written."""

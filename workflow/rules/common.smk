@@ -120,3 +120,14 @@ def output_stem(wildcards, output):
 
 def data_note(wildcards=None):
     return wf.data_note(config)
+
+
+def reported(notebook):
+    """A notebook's outputs, those the report shows flagged with their paper item's caption."""
+    shown = {path: (item, section) for path, item, section in wf.reported_artifacts(notebook)}
+    out = []
+    for path in wf.artifacts(notebook):
+        item, section = shown.get(path, (None, None))
+        caption = f"../report/{item}.rst"
+        out.append(path if item is None else report(path, caption=caption, category=section))
+    return out

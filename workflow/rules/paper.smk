@@ -6,7 +6,7 @@ rule table2:
         published=os.path.join(PUBLISHED, "published_table2.csv"),
         runs=table2_runs,
     output:
-        wf.artifacts("table2.ipynb"),
+        reported("table2.ipynb"),
         notebook="results/notebooks/table2.ipynb",
     log:
         "logs/paper/table2.log",
@@ -32,7 +32,7 @@ rule ablations:
         runs=ablation_runs,
         baselines=table4_baseline_runs,
     output:
-        wf.artifacts("ablations.ipynb"),
+        reported("ablations.ipynb"),
         notebook="results/notebooks/ablations.ipynb",
     log:
         "logs/paper/ablations.log",
@@ -59,7 +59,7 @@ rule experts:
         notebook=os.path.join(NOTEBOOKS, "experts.ipynb"),
         run=wf.figure_run(config),
     output:
-        wf.artifacts("experts.ipynb"),
+        reported("experts.ipynb"),
         notebook="results/notebooks/experts.ipynb",
     log:
         "logs/paper/experts.log",
@@ -85,7 +85,7 @@ rule dataset_stats:
         published=os.path.join(PUBLISHED, "published_table1.csv"),
         datasets=all_dataset_dirs(),
     output:
-        wf.artifacts("dataset.ipynb"),
+        reported("dataset.ipynb"),
         notebook="results/notebooks/dataset.ipynb",
     log:
         "logs/paper/dataset.log",
@@ -112,7 +112,7 @@ rule claims:
         "paper_figures/figure5_weights.csv",
         "paper_figures/sparsity.csv",
     output:
-        "paper_figures/claims.md",
+        report("paper_figures/claims.md", caption="../report/claims.rst", category="Claims"),
     log:
         "logs/paper/claims.log",
     params:
