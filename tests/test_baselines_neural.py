@@ -12,10 +12,10 @@ import torch
 
 from urbanmoe.config import load_config
 from urbanmoe.data.table import load_dataset
-from urbanmoe.evaluation.efficiency import count_parameters
 from urbanmoe.evaluation.metrics import multitask_metrics
 from urbanmoe.models.baselines import neural
 from urbanmoe.models.baselines.mmoe import ple_split
+from urbanmoe.runtime.efficiency import count_parameters
 from urbanmoe.training.loop import TrainData, fit, predict
 from urbanmoe.training.prepare import Prepared, prepare
 

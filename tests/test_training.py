@@ -86,7 +86,7 @@ def test_seeding_turns_deterministic_algorithms_on_and_training_imports_stay_lig
     code = (
         "import sys, torch\n"
         "import urbanmoe.commands, urbanmoe.training.run\n"
-        "from urbanmoe.training.seeding import seed_everything\n"
+        "from urbanmoe.runtime.seeding import seed_everything\n"
         "seed_everything(0)\n"
         "assert torch.are_deterministic_algorithms_enabled()\n"
         "assert torch.is_deterministic_algorithms_warn_only_enabled()\n"

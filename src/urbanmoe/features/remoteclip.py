@@ -26,7 +26,7 @@ from urbanmoe.errors import ConfigError
 from urbanmoe.features.base import register
 from urbanmoe.features.image import read_tile
 from urbanmoe.io import sha256_file
-from urbanmoe.training.seeding import resolve_device
+from urbanmoe.runtime.seeding import resolve_device
 
 ARCHS = ("ViT-B-32", "RN50", "ViT-L-14")
 VERSION = 1

@@ -1,1 +1,1 @@
-"""Training: seeding, target scaling, the loss of Eq. 8, the loop with early stopping, runs."""
+"""Training: target scaling, the loss of Eq. 8, the loop with early stopping, runs."""

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from urbanmoe.errors import ConfigError, RunError
-from urbanmoe.evaluation.efficiency import count_parameters
 from urbanmoe.features.spatial_lag import TRANSDUCTIVE_NOTE
 from urbanmoe.models.baselines.heads import FeatureHead
 from urbanmoe.models.baselines.spatial import knn_choices, knn_everywhere, tuned_knn
 from urbanmoe.models.registry import ModelSpec, Representation
+from urbanmoe.runtime.efficiency import count_parameters
 from urbanmoe.training import ensemble
 from urbanmoe.training.loop import FitResult, TrainData, fit, predict
 from urbanmoe.training.prepare import FEATURE_CLIP, Prepared, group_out_blocks

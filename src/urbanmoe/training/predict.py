@@ -28,8 +28,8 @@ from urbanmoe.config import validate
 from urbanmoe.data.table import RegionDataset
 from urbanmoe.errors import RunError
 from urbanmoe.models import registry
+from urbanmoe.runtime.seeding import resolve_device, seed_everything
 from urbanmoe.training.run import fit_folds
-from urbanmoe.training.seeding import resolve_device, seed_everything
 from urbanmoe.training.targets import forward_transform, inverse_transform
 
 CHECK_TOLERANCE = 1e-3  # log1p units: the recomputed test predictions against the run's

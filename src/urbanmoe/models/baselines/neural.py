@@ -32,7 +32,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from urbanmoe.evaluation.efficiency import count_parameters
 from urbanmoe.models.baselines.heads import FeatureHead
 from urbanmoe.models.baselines.mmoe import (
     GatedExperts,
@@ -43,6 +42,7 @@ from urbanmoe.models.baselines.mmoe import (
 )
 from urbanmoe.models.factory import build_urbanmoe, region_module
 from urbanmoe.models.urbanmoe import TaskHeads
+from urbanmoe.runtime.efficiency import count_parameters
 from urbanmoe.training.prepare import Prepared
 
 log = logging.getLogger(__name__)
