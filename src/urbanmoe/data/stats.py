@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from urbanmoe.data.table import ID, DataError, RegionDataset
+from urbanmoe.data.tiles import read_tile
 from urbanmoe.evaluation.palette import BLUE, save_figure, use_agg
 from urbanmoe.evaluation.tables import DATASET_ORDER, tex_escape, to_latex, to_markdown, write_table
-from urbanmoe.features.image import read_tile
 from urbanmoe.io import atomic_path
 
 STRETCH = (2.0, 98.0)  # display-only contrast stretch of the image panel (percentiles)

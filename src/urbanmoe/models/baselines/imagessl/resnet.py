@@ -7,7 +7,7 @@ downloaded here (torchvision's ``weights=`` enums are never used):
   loaded (``torch.load(..., weights_only=True)``, strict key match) and used frozen; features =
   the 512-d global-average-pooled output of ``layer4``. The first conv is adapted to the tile's
   bands. Band mapping: tiles are ordered B02 (blue), B03 (green), B04 (red)[, B08 (NIR), ...]
-  (``features/image.read_tile``), so input band 0 takes ImageNet's blue filter, 1 green, 2 red;
+  (``data/tiles.read_tile``), so input band 0 takes ImageNet's blue filter, 1 green, 2 red;
   every further band (NIR, ...) takes the mean of the three RGB filters; with more than three
   bands all filters are scaled by 3 / C so the first activations keep their magnitude.
 * ``baselines.resnet_weights`` = null: without labels-free pretraining there is nothing to
