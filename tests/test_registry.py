@@ -13,7 +13,7 @@ from conftest import write_dataset
 from urbanmoe.config import load_config, schema
 from urbanmoe.evaluation import tables
 from urbanmoe.evaluation.aggregate import collect
-from urbanmoe.models import registry
+from urbanmoe.training import registry
 from urbanmoe.training.run import train_run
 
 FAST = ["train.max_epochs=30", "train.patience=5", "baselines.ssl_epochs=2",

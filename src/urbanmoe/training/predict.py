@@ -27,8 +27,8 @@ import yaml
 from urbanmoe.config import validate
 from urbanmoe.data.table import RegionDataset
 from urbanmoe.errors import RunError
-from urbanmoe.models import registry
 from urbanmoe.runtime.seeding import resolve_device, seed_everything
+from urbanmoe.training import registry
 from urbanmoe.training.run import fit_folds
 from urbanmoe.training.targets import forward_transform, inverse_transform
 

@@ -24,9 +24,9 @@ from urbanmoe.data.splits import Split
 from urbanmoe.data.table import RegionDataset, load_dataset
 from urbanmoe.evaluation.metrics import covered_tasks, multitask_metrics
 from urbanmoe.io import atomic_path, sha256_file, write_json, write_yaml
-from urbanmoe.models import registry
 from urbanmoe.runtime.efficiency import Meter, measure
 from urbanmoe.runtime.seeding import resolve_device, seed_everything
+from urbanmoe.training import registry
 from urbanmoe.training.fitting import Fitted, fit_model, sub_state
 from urbanmoe.training.prepare import Prepared, fold_splits, prepare
 from urbanmoe.training.targets import inverse_transform
