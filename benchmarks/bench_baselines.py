@@ -17,7 +17,7 @@ from pathlib import Path
 
 from urbanmoe.config import load_config
 from urbanmoe.training.registry import MODELS
-from urbanmoe.training.run import train_run
+from urbanmoe.evaluation.run import train_run
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Every model that ``model.name`` selects, what family it belongs to and what data it needs.
 
-Three families share one run folder format (``training/run.py``):
+Three families share one run folder format (``evaluation/run.py``):
 
 * ``neural``: a torch module trained by the loop of ``training/loop.py`` on UrbanMoE's inputs;
   built by ``build(m, b, prep, tasks, seed)`` (``m`` = ``model.*``, ``b`` = ``baselines.*``);
