@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from urbanmoe.config import load_config
-from urbanmoe.training.registry import MODELS
 from urbanmoe.evaluation.run import train_run
+from urbanmoe.training.registry import MODELS
 
 
 def main() -> None:
