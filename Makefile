@@ -20,6 +20,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # The main job: the whole workflow on the embedded default (Snakemake, 2 cores by default).
 CORES ?= 2

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from urbanmoe.config import load_config
-from urbanmoe.training.run import train_run
+from urbanmoe.evaluation.run import train_run
 
 
 def _pm(x: list[float]) -> str:

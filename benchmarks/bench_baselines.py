@@ -1,4 +1,4 @@
-"""Benchmark: every model of Table 2 (``models/registry.py``) on one dataset and seed.
+"""Benchmark: every model of Table 2 (``training/registry.py``) on one dataset and seed.
 
 Trains each model with the project's configuration (one torch thread, as a workflow job) and
 prints its wall time, parameters, peak memory and test R² (log1p scale), so the embedded-default
@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from urbanmoe.config import load_config
-from urbanmoe.models.registry import MODELS
-from urbanmoe.training.run import train_run
+from urbanmoe.evaluation.run import train_run
+from urbanmoe.training.registry import MODELS
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from urbanmoe.config import load_config
 from urbanmoe.data.synthetic import SynthSettings, generate_city
-from urbanmoe.training.run import train_run
+from urbanmoe.evaluation.run import train_run
 
 VARIANTS = {
     "ridge (same inputs)": ["model.name=ridge"],

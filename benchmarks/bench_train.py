@@ -20,7 +20,7 @@ import torch
 
 from urbanmoe.config import load_config
 from urbanmoe.data.synthetic import SynthSettings, generate_city
-from urbanmoe.training.run import train_run
+from urbanmoe.evaluation.run import train_run
 
 
 def main() -> None:

@@ -15,8 +15,8 @@ from conftest import tabular_city
 
 from urbanmoe.config import load_config
 from urbanmoe.evaluation.maps import write_predictions
+from urbanmoe.evaluation.run import train_run
 from urbanmoe.training.auto import choose, cross_fitted_r2
-from urbanmoe.training.run import train_run
 
 FAST = ["model.name=auto", "train.max_epochs=15", "train.patience=4", "model.expert_hidden=16",
         "model.expert_out=8", "model.head_hidden=8", "baselines.lightgbm.n_estimators=60"]

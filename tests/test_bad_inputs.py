@@ -322,7 +322,7 @@ def test_a_bug_is_not_reported_as_bad_input(tmp_path: Path, monkeypatch: pytest.
                                             capsys: pytest.CaptureFixture[str]) -> None:
     """A ValueError from inside the library (here a stand-in for a shape bug) exits 1, says it
     is a bug and where its traceback went; -v lets it through."""
-    import urbanmoe.training.run as run
+    import urbanmoe.evaluation.run as run
 
     def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("mat1 and mat2 shapes cannot be multiplied (4x3 and 5x2)")

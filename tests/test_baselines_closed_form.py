@@ -12,9 +12,9 @@ import torch
 from urbanmoe.config import load_config
 from urbanmoe.data.table import load_dataset
 from urbanmoe.evaluation.metrics import multitask_metrics
-from urbanmoe.models.baselines.boosting import fit_predict_lightgbm
-from urbanmoe.models.baselines.linear import fit_predict_mean, fit_predict_ridge
-from urbanmoe.models.baselines.spatial import fit_predict_knn
+from urbanmoe.training.baselines.boosting import fit_predict_lightgbm
+from urbanmoe.training.baselines.linear import fit_predict_mean, fit_predict_ridge
+from urbanmoe.training.baselines.spatial import fit_predict_knn
 from urbanmoe.training.prepare import Prepared, prepare
 
 FAST_GBM = ["baselines.lightgbm.n_estimators=80", "baselines.lightgbm.learning_rate=0.15",

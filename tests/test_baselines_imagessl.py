@@ -21,8 +21,9 @@ from urbanmoe.models.baselines.imagessl import common
 from urbanmoe.models.baselines.imagessl.pg_simclr import poi_partners
 from urbanmoe.models.baselines.imagessl.resnet import load_imagenet
 from urbanmoe.models.baselines.imagessl.tile2vec import pick_distant
-from urbanmoe.models.registry import Representation
+from urbanmoe.training.baselines.imagessl import common as fitting_common
 from urbanmoe.training.prepare import Prepared, prepare
+from urbanmoe.training.registry import Representation
 
 SMALL = ["baselines.ssl_epochs=4", "baselines.resnet_epochs=4", "baselines.image_size=16",
          "baselines.repr_dim=32", "baselines.ssl_batch_size=128", "model.branches=[image]"]
@@ -35,7 +36,7 @@ R2_MARGIN = 0.4  # average test R² the features must add to the mean predictor'
 def cached_tiles() -> Iterator[None]:
     """Read the 1,558 tiles once for the whole module (load_tiles has its own tests); one torch
     thread (small convolutions on a shared machine run faster so)."""
-    with one_thread_cached_tiles(common):
+    with one_thread_cached_tiles(fitting_common):
         yield
 
 
@@ -48,7 +49,7 @@ def setup(synth_sh: Path, tmp_path_factory: pytest.TempPathFactory,
 
 
 def _learn(method: str, prep: Prepared, b: dict, seed: int = 0) -> Representation:
-    module = importlib.import_module(f"urbanmoe.models.baselines.imagessl.{method}")
+    module = importlib.import_module(f"urbanmoe.training.baselines.imagessl.{method}")
     return module.learn(prep, b, seed, "cpu", False)
 
 
@@ -172,7 +173,7 @@ def test_augment_flips_and_rotations_are_exact() -> None:
 
 def test_pairs_respect_the_radius(setup: tuple[Prepared, dict]) -> None:
     prep, _ = setup
-    xy = common.projected_km(prep)
+    xy = fitting_common.projected_km(prep)
     neighbours = common.spatial_neighbours(xy, 3.0)
     anchors = torch.arange(0, len(xy), 7)
     gen = torch.Generator().manual_seed(0)

@@ -1,5 +1,5 @@
-"""Neural baselines of Table 2 (baselines/neural.py, baselines/mmoe.py): learning, MMoE and
-PLE/CGC gates, parameter matching with UrbanMoE, determinism."""
+"""Neural baselines of Table 2 (training/baselines/neural.py, models/baselines/mmoe.py):
+learning, MMoE and PLE/CGC gates, parameter matching with UrbanMoE, determinism."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import torch
 
 from urbanmoe.config import load_config
 from urbanmoe.data.table import load_dataset
-from urbanmoe.evaluation.efficiency import count_parameters
 from urbanmoe.evaluation.metrics import multitask_metrics
-from urbanmoe.models.baselines import neural
 from urbanmoe.models.baselines.mmoe import ple_split
+from urbanmoe.runtime.efficiency import count_parameters
+from urbanmoe.training.baselines import neural
 from urbanmoe.training.loop import TrainData, fit, predict
 from urbanmoe.training.prepare import Prepared, prepare
 

@@ -18,10 +18,11 @@ from sklearn.linear_model import RidgeCV
 from urbanmoe.config import load_config
 from urbanmoe.data.table import DataError, load_dataset
 from urbanmoe.evaluation.metrics import multitask_metrics
-from urbanmoe.models.baselines import urbanclip
-from urbanmoe.models.baselines.urbanclip import TINY, build_model, learn
-from urbanmoe.models.registry import Representation
+from urbanmoe.models.baselines.urbanclip import TINY, build_model
+from urbanmoe.training.baselines import urbanclip
+from urbanmoe.training.baselines.urbanclip import learn
 from urbanmoe.training.prepare import Prepared, prepare
+from urbanmoe.training.registry import Representation
 
 EPOCHS = 3
 SMALL = [f"baselines.urbanclip.epochs={EPOCHS}", "baselines.image_size=16",

@@ -198,8 +198,8 @@ def test_label_not_covering_box(sources: dict, tmp_path: Path) -> None:
 
 def test_built_city_gets_text_and_trains_end_to_end(sources: dict, tmp_path: Path) -> None:
     from urbanmoe.config import load_config
+    from urbanmoe.evaluation.run import train_run
     from urbanmoe.features.llm import make_backend, write_described
-    from urbanmoe.training.run import train_run
 
     built = _build(sources, tmp_path / "T", patch_px=50)  # enough regions for a split
     described = write_described(built, tmp_path / "T-text", make_backend("template"), None,

@@ -1,11 +1,11 @@
-"""Tests of the offline template describer and the LLM prompt (urbanmoe.features.describe)."""
+"""Tests of the offline template describer and the LLM prompt (urbanmoe.data.describe)."""
 
 from __future__ import annotations
 
 import pytest
 
+from urbanmoe.data.describe import build_prompt, describe_template
 from urbanmoe.data.poi import POI_CATEGORIES, POI_COLUMNS, POI_LABELS
-from urbanmoe.features.describe import build_prompt, describe_template
 
 MIXED = {c: 10 + 3 * i for i, c in enumerate(POI_CATEGORIES)}
 SHOPS = {"shopping": 400, "catering": 60, "finance": 5}

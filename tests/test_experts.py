@@ -16,8 +16,8 @@ from urbanmoe.data.synthetic import SynthSettings, generate_city
 from urbanmoe.errors import RunError
 from urbanmoe.evaluation import experts as ex
 from urbanmoe.evaluation import sparsity as sp
+from urbanmoe.evaluation.run import train_run
 from urbanmoe.models.layout import ExpertLayout
-from urbanmoe.training.run import train_run
 
 REPO = Path(__file__).resolve().parents[1]
 # 3 tasks, 2 specific + 1 dual per pair + 2 shared: E = 11 experts, M = 6 eligible per task

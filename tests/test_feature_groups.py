@@ -13,10 +13,10 @@ from conftest import GROUPS, tabular_city, write_dataset
 
 from urbanmoe.config import load_config
 from urbanmoe.data.table import DataError, load_dataset
+from urbanmoe.evaluation.run import train_run
 from urbanmoe.features.base import has_modality, modality_features
 from urbanmoe.features.plan import InputPlan, plan_inputs
 from urbanmoe.training.prepare import prepare
-from urbanmoe.training.run import train_run
 
 FAST = ["train.max_epochs=30", "train.patience=5", "baselines.mlp_hidden=32"]
 

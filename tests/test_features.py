@@ -10,8 +10,9 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import cross_val_score
 
 from urbanmoe.data.table import load_dataset
+from urbanmoe.data.tiles import read_tile
 from urbanmoe.features.base import build_encoder, cache_file, modality_features, poi_vector
-from urbanmoe.features.image import read_tile, tile_statistics
+from urbanmoe.features.image import tile_statistics
 
 REAL_TILES = Path(__file__).resolve().parents[2] / "shared/data/urbanclip-toolkit/Beijing/tiles"
 

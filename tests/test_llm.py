@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from urbanmoe.data.describe import build_prompt
 from urbanmoe.data.table import load_dataset
-from urbanmoe.features.describe import build_prompt
 from urbanmoe.features.llm import (
     ENV_API_KEY,
     ENV_BASE_URL,

@@ -13,8 +13,8 @@ from conftest import write_dataset
 from urbanmoe.config import load_config, schema
 from urbanmoe.evaluation import tables
 from urbanmoe.evaluation.aggregate import collect
-from urbanmoe.models import registry
-from urbanmoe.training.run import train_run
+from urbanmoe.evaluation.run import train_run
+from urbanmoe.training import registry
 
 FAST = ["train.max_epochs=30", "train.patience=5", "baselines.ssl_epochs=2",
         "baselines.image_size=16", "baselines.mlp_hidden=64", "baselines.urbanclip.epochs=1"]

@@ -18,8 +18,8 @@ from PIL import Image
 
 from urbanmoe.config import load_config
 from urbanmoe.data.table import DataError, load_dataset
+from urbanmoe.data.tiles import read_tile
 from urbanmoe.features.base import build_encoder, cache_file, encoder_settings
-from urbanmoe.features.image import read_tile
 from urbanmoe.features.remoteclip import (
     RemoteCLIPImageEncoder,
     RemoteCLIPTextEncoder,

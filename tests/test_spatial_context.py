@@ -20,14 +20,13 @@ from urbanmoe.features.spatial_lag import (
     lag_features,
     neighbours,
 )
-from urbanmoe.models import registry
-from urbanmoe.models.baselines.spatial import (
+from urbanmoe.training import ensemble, registry
+from urbanmoe.training.baselines.spatial import (
     fit_predict_knn,
     knn_choices,
     knn_everywhere,
     tuned_knn,
 )
-from urbanmoe.training import ensemble
 from urbanmoe.training.fitting import fit_model
 from urbanmoe.training.prepare import Prepared, prepare
 

@@ -16,6 +16,7 @@ from conftest import notebook_parameters, skip_without_kernel, write_dataset
 from urbanmoe.data import stats
 from urbanmoe.data.table import DataError, RegionDataset, load_dataset
 from urbanmoe.evaluation.palette import CATEGORY_COLOURS, OKABE_ITO
+from urbanmoe.report import dataset_stats
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared/paper"
@@ -68,7 +69,7 @@ def test_palette() -> None:
 
 def test_table1_hand_made(tmp_path: Path) -> None:
     ds = _hand_made(tmp_path / "toy")
-    row = stats.dataset_table([ds]).iloc[0]
+    row = dataset_stats.dataset_table([ds]).iloc[0]
     assert (row.n_regions, row.n_images, row.n_tasks) == (N, N, 2)
     assert row.n_pois == N * (N - 1) // 2 + 2 * (N - 1)  # shops 0..N-1, 2 schools but in r0
     assert row.tasks == "carbon, population" and row.coverage_source == "regions"
@@ -77,7 +78,7 @@ def test_table1_hand_made(tmp_path: Path) -> None:
     assert row["Coverage"] == "30.00°N, 120.00°E – 30.11°N, 120.22°E"
     assert row["#POI"] == f"{row.n_pois:,}" and row.modalities == "image, text, POI, location"
     boxed = _hand_made(tmp_path / "boxed", meta={"bbox": [-34.0, -58.6, -33.5, -58.2]})
-    row = stats.dataset_table([boxed]).iloc[0]
+    row = dataset_stats.dataset_table([boxed]).iloc[0]
     assert (row.coverage_source, row.lat_min, row.lon_max) == ("bbox", -34.0, -58.2)
     assert row["Coverage"] == "34.00°S, 58.60°W – 33.50°S, 58.20°W"
 
@@ -86,7 +87,7 @@ def test_table1_synthetic_sh(synth_sh: Path) -> None:
     ds = load_dataset(synth_sh)
     raw = pd.read_parquet(synth_sh / "regions.parquet")
     meta = yaml.safe_load((synth_sh / "dataset.yaml").read_text())
-    row = stats.dataset_table([ds]).iloc[0]
+    row = dataset_stats.dataset_table([ds]).iloc[0]
     assert (row.dataset, row.n_regions, row.n_tasks) == ("SH", 1558, 3)
     assert row.n_images == len(list((synth_sh / "tiles").glob("*.tif")))
     assert row.n_pois == int(raw.filter(like="poi_").to_numpy().sum())
@@ -123,8 +124,8 @@ def test_published_vs_reproduced(tmp_path: Path) -> None:
                  columns=["dataset", "city", "bottom_left_lat", "bottom_left_lon",
                           "top_right_lat", "top_right_lon", "satellite_images", "pois",
                           "tasks"]).to_csv(published, index=False)
-    stats.write_table1([ds], tmp_path / "out", published, "a hand-made toy")
-    shown = stats.published_vs_reproduced_table1(stats.dataset_table([ds]),
+    dataset_stats.write_table1([ds], tmp_path / "out", published, "a hand-made toy")
+    shown = dataset_stats.published_vs_reproduced_table1(dataset_stats.dataset_table([ds]),
                                                  pd.read_csv(published))
     sh = shown[shown["Dataset"] == "SH"].set_index("Quantity")
     assert sh.loc["#POI", "Agrees"] == "no" and sh.loc["#Region", "Agrees"] == "yes"
@@ -163,7 +164,7 @@ def _texts(fig) -> str:  # noqa: ANN001
 
 def test_figure6_files(synth_sh: Path, tmp_path: Path) -> None:
     ds = load_dataset(synth_sh)
-    sample, fig = stats.write_figure6(ds, tmp_path, seed=1)
+    sample, fig = dataset_stats.write_figure6(ds, tmp_path, seed=1)
     assert sample["region_id"] in set(ds.table["region_id"])
     assert (tmp_path / "figure6.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "figure6.pdf").read_bytes()[:4] == b"%PDF"
@@ -174,10 +175,10 @@ def test_figure6_files(synth_sh: Path, tmp_path: Path) -> None:
 
 def test_no_images_no_pois(tmp_path: Path) -> None:
     ds = _hand_made(tmp_path / "bare", images=False, pois=False)
-    row = stats.dataset_table([ds]).iloc[0]
+    row = dataset_stats.dataset_table([ds]).iloc[0]
     assert (row.n_images, row.n_pois, row["#POI"]) == (0, 0, "—")
     assert row.modalities == "text, location"
-    sample, fig = stats.write_figure6(ds, tmp_path / "out", seed=0)
+    sample, fig = dataset_stats.write_figure6(ds, tmp_path / "out", seed=0)
     assert sample["image"] is None and sample["poi"] == {}
     assert "no image" in _texts(fig) and "no POIs" in _texts(fig)
     assert (tmp_path / "out/figure6.png").stat().st_size > 0

@@ -15,7 +15,7 @@ from conftest import write_dataset
 
 from urbanmoe.cli import main
 from urbanmoe.config import load_config
-from urbanmoe.training.run import train_run
+from urbanmoe.evaluation.run import train_run
 
 TINY = ["model.expert_hidden=16", "model.expert_out=8", "model.head_hidden=8",
         "train.max_epochs=4", "train.patience=2", "model.n_specific=2", "model.n_shared=1",
@@ -85,8 +85,8 @@ def test_seeding_turns_deterministic_algorithms_on_and_training_imports_stay_lig
     training entry points do not load scikit-learn (each workflow job would pay ~2 s)."""
     code = (
         "import sys, torch\n"
-        "import urbanmoe.commands, urbanmoe.training.run\n"
-        "from urbanmoe.training.seeding import seed_everything\n"
+        "import urbanmoe.commands, urbanmoe.evaluation.run\n"
+        "from urbanmoe.runtime.seeding import seed_everything\n"
         "seed_everything(0)\n"
         "assert torch.are_deterministic_algorithms_enabled()\n"
         "assert torch.is_deterministic_algorithms_warn_only_enabled()\n"

@@ -13,7 +13,7 @@ from conftest import write_dataset
 from urbanmoe.cli import TRANSFER_PARTS, main
 from urbanmoe.config import load_config
 from urbanmoe.data.table import load_dataset
-from urbanmoe.training.transfer import PARTS, city_part, join_cities, transfer_run, transfer_split
+from urbanmoe.evaluation.transfer import PARTS, city_part, join_cities, transfer_run, transfer_split
 
 
 def test_parts_cut_a_city_at_its_median(synth_sh: Path) -> None:

@@ -25,7 +25,7 @@ from urbanmoe.io import check_writable
 EXIT_BUG = 1
 EXIT_BAD_INPUT = 2
 OUTPUT_FLAGS = ("out", "maps", "record")  # checked writable before any work
-TRANSFER_PARTS = ("all", "west", "east", "south", "north")  # training/transfer.py: PARTS
+TRANSFER_PARTS = ("all", "west", "east", "south", "north")  # evaluation/transfer.py: PARTS
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -130,7 +130,7 @@ def _variant_config(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, 
 
 
 def cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.training.run import train_run
+    from urbanmoe.evaluation.run import train_run
 
     cfg = _variant_config(args, cfg)
     return _each_seed(args, lambda seed, run_dir: train_run(
@@ -138,7 +138,7 @@ def cmd_train(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
 
 def cmd_transfer(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.training.transfer import transfer_run
+    from urbanmoe.evaluation.transfer import transfer_run
 
     cfg = _variant_config(args, cfg)
     return _each_seed(args, lambda seed, run_dir: transfer_run(

@@ -33,11 +33,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from urbanmoe.data.describe import describe_template
 from urbanmoe.data.latent import Grid, make_factors, make_grid, softplus, standardise
 from urbanmoe.data.poi import POI_CATEGORIES, POI_COLUMNS
 from urbanmoe.data.render import render_tiles
 from urbanmoe.errors import ConfigError
-from urbanmoe.features.describe import describe_template
 
 GENERATOR = "urbanmoe.synth"
 VERSION = 1

@@ -1,23 +1,54 @@
-"""Image tiles as one tensor for the image-representation baselines (Appendix A).
+"""Image tiles: one tile as reflectance (:func:`read_tile`), all of a dataset as one tensor.
 
-Every tile is read with :func:`urbanmoe.features.image.read_tile` (reflectance, Sentinel-2 band
-order), resized to ``size`` x ``size`` with antialiasing, and stacked as (N, C, H, W) float32.
-Per-band standardisation is left to the learner (its statistics must come from its own rows).
+:func:`read_tile` reads GeoTIFF, PNG or JPEG tiles with rasterio. Band order: three bands are
+read as R, G, B; four or more as Sentinel-2 B02, B03, B04, B08 (blue, green, red, near infrared),
+as the synthetic benchmark and the benchmark builder write them. Integer tiles are scaled to
+[0, 1] reflectance (uint8 / 255, uint16 / 10000).
+
+:func:`load_tiles` (the image-representation baselines of Appendix A) reads every tile, resizes
+it to ``size`` x ``size`` with antialiasing, and stacks them as (N, C, H, W) float32. Per-band
+standardisation is left to the learner (its statistics must come from its own rows).
 """
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import numpy as np
-import torch
-import torch.nn.functional as F
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning
 from tqdm.auto import tqdm
 
 from urbanmoe.data.table import DataError, RegionDataset
-from urbanmoe.features.image import read_tile
+
+_SCALE = {np.dtype("uint8"): 255.0, np.dtype("uint16"): 10000.0}
+
+
+def read_tile(path: Path) -> np.ndarray:
+    """(C, H, W) float32 reflectance of one tile; C >= 3, ordered as the module docstring says."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                arr = src.read()
+    except rasterio.RasterioIOError as exc:
+        raise DataError(f"{path}: cannot read image tile: {exc}") from exc
+    scale = _SCALE.get(arr.dtype, 1.0)
+    arr = arr.astype(np.float32) / scale
+    if arr.shape[0] == 1:
+        arr = np.repeat(arr, 3, axis=0)
+    if arr.shape[0] == 3:  # R, G, B -> B, G, R as for Sentinel-2 bands
+        arr = arr[::-1]
+    return arr
 
 
 def load_tiles(ds: RegionDataset, size: int, progress: bool = True) -> np.ndarray:
     """(N, C, size, size) float32 tiles in table order; a one-line error without images."""
+    # torch loads here, not at import: reading one tile (the stats encoder, Figure 6) needs none
+    import torch
+    import torch.nn.functional as F
+
     paths = ds.image_paths
     if paths is None:
         raise DataError(f"{ds.table_path}: column 'image_path': missing; no image tiles")

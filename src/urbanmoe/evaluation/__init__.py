@@ -1,1 +1,1 @@
-"""Evaluation: metrics (R², RMSE, MAE) and efficiency (parameters, memory, time)."""
+"""Evaluation: metrics (R², RMSE, MAE) and their aggregation over runs and seeds."""

@@ -1,7 +1,7 @@
 """Figure 4 of the paper (Appendix D.1: t-SNE of expert outputs) and the routing loader.
 
 Figure 4 and Figure 5 (``sparsity.py``) read ONE UrbanMoE run folder (``routing.npz``,
-``metrics.json``, ``config.yaml``; written by ``urbanmoe.training.run._routing``).  For a model
+``metrics.json``, ``config.yaml``; written by ``urbanmoe.training.folds``).  For a model
 key (``"all"`` for the multi-task model) and branch b, ``routing.npz`` holds on the test split
 (n regions, T tasks, E pool experts, o the expert output width):
 

@@ -1,28 +1,17 @@
 """Regression metrics of Section 3.3: R², RMSE and MAE per task and their average.
 
 Computed on the log1p scale as the paper reports them, and on the original scale as well; rows
-whose label is missing for a task are left out of that task's metrics.
+whose label is missing for a task are left out of that task's metrics. One task's metrics
+(``regression_metrics``) are those a model is chosen by on validation (``training/scores.py``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-METRICS = ("r2", "rmse", "mae")
+from urbanmoe.training.scores import METRICS, regression_metrics
 
-
-def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """R², RMSE and MAE of one task over its observed (non-NaN) rows."""
-    keep = np.isfinite(y_true)
-    t, p = y_true[keep], y_pred[keep]
-    if len(t) == 0:
-        return {m: float("nan") for m in METRICS}
-    resid = t - p
-    ss_tot = float(np.sum((t - t.mean()) ** 2))
-    constant = t.min() == t.max()  # exactly: the mean of equal floats may be off by an ulp
-    r2 = float("nan") if constant or ss_tot <= 0 else 1.0 - float(np.sum(resid**2)) / ss_tot
-    rmse = float(np.sqrt(np.mean(resid**2)))
-    return {"r2": r2, "rmse": rmse, "mae": float(np.mean(np.abs(resid)))}
+__all__ = ["METRICS", "covered_tasks", "flatten", "multitask_metrics", "regression_metrics"]
 
 
 def multitask_metrics(

@@ -1,46 +1,22 @@
 """Offline image encoder: spectral and texture statistics of each tile (an offline e_i).
 
-Reads GeoTIFF, PNG or JPEG tiles with rasterio. Band order: three bands are read as R, G, B;
-four or more as Sentinel-2 B02, B03, B04, B08 (blue, green, red, near infrared), as the synthetic
-benchmark and the benchmark builder write them. Integer tiles are scaled to [0, 1] reflectance
-(uint8 / 255, uint16 / 10000).
+Tiles are read with :func:`urbanmoe.data.tiles.read_tile`: [0, 1] reflectance, bands B02, B03,
+B04[, B08] (blue, green, red[, near infrared]).
 """
 
 from __future__ import annotations
 
-import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
-from rasterio.errors import NotGeoreferencedWarning
 from tqdm.auto import tqdm
 
 from urbanmoe.data.table import DataError, RegionDataset
+from urbanmoe.data.tiles import read_tile
 from urbanmoe.features.base import register
 
-_SCALE = {np.dtype("uint8"): 255.0, np.dtype("uint16"): 10000.0}
 _HIST_BINS = np.linspace(0.0, 0.5, 9)
 CHUNK = 256
-
-
-def read_tile(path: Path) -> np.ndarray:
-    """(C, H, W) float32 reflectance of one tile; C >= 3, ordered as the module docstring says."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                arr = src.read()
-    except rasterio.RasterioIOError as exc:
-        raise DataError(f"{path}: cannot read image tile: {exc}") from exc
-    scale = _SCALE.get(arr.dtype, 1.0)
-    arr = arr.astype(np.float32) / scale
-    if arr.shape[0] == 1:
-        arr = np.repeat(arr, 3, axis=0)
-    if arr.shape[0] == 3:  # R, G, B -> B, G, R as for Sentinel-2 bands
-        arr = arr[::-1]
-    return arr
 
 
 def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:

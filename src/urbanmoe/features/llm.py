@@ -1,6 +1,6 @@
 """POI counts to region text with an LLM backend (Section 3.1, Appendix E / Figure 6).
 
-The Appendix E prompt (:func:`~urbanmoe.features.describe.build_prompt`) goes to a backend:
+The Appendix E prompt (:func:`~urbanmoe.data.describe.build_prompt`) goes to a backend:
 ``template`` (offline, deterministic, the default) or ``openai`` (any OpenAI-compatible
 chat-completions server, configured by ``URBANMOE_LLM_*``; rate-limited, retried with backoff).
 Answers are cached on disk by sha256 of (backend, endpoint, model, prompt), the endpoint being the
@@ -31,9 +31,9 @@ from typing import Protocol
 import pandas as pd
 import yaml
 
+from urbanmoe.data.describe import build_prompt, describe_template
 from urbanmoe.data.table import POI_PREFIX, DataError, load_dataset, read_table
 from urbanmoe.errors import ConfigError, LLMError
-from urbanmoe.features.describe import build_prompt, describe_template
 from urbanmoe.io import atomic_path, write_json
 
 ENV_BASE_URL = "URBANMOE_LLM_BASE_URL"

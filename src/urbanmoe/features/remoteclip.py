@@ -22,11 +22,11 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from urbanmoe.data.table import DataError, RegionDataset
+from urbanmoe.data.tiles import read_tile
 from urbanmoe.errors import ConfigError
 from urbanmoe.features.base import register
-from urbanmoe.features.image import read_tile
 from urbanmoe.io import sha256_file
-from urbanmoe.training.seeding import resolve_device
+from urbanmoe.runtime.seeding import resolve_device
 
 ARCHS = ("ViT-B-32", "RN50", "ViT-L-14")
 VERSION = 1

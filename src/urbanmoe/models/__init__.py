@@ -8,7 +8,7 @@
 * ``urbanmoe`` -- ``UrbanMoE`` (Eq. 1, 7), ``build_single_task``, ``count_parameters``
 """
 
-from urbanmoe.evaluation.efficiency import count_parameters
+from urbanmoe.runtime.efficiency import count_parameters
 
 from .experts import (
     DEFAULT_EXPERT_HIDDEN,

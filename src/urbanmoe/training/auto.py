@@ -27,13 +27,12 @@ import torch
 
 from urbanmoe.data.splits import Split
 from urbanmoe.errors import ConfigError, DataError
-from urbanmoe.evaluation.metrics import regression_metrics
 from urbanmoe.features.spatial_lag import TRANSDUCTIVE_NOTE
-from urbanmoe.models import registry
-from urbanmoe.training import ensemble
+from urbanmoe.training import ensemble, registry
 from urbanmoe.training.fitting import Fitted, fit_model, sub_state
 from urbanmoe.training.loop import TrainData
 from urbanmoe.training.prepare import Prepared, spatial_lag_input
+from urbanmoe.training.scores import regression_metrics
 
 # (id, model.name, spatial.* it sets)
 CANDIDATES: tuple[tuple[str, str, dict[str, str]], ...] = (

@@ -1,7 +1,7 @@
 """Ensembles of a model with the tuned kNN on coordinates (spatial-context extension).
 
 Not in the paper. ``spatial.ensemble`` combines a model's predictions with those of the tuned kNN
-(``baselines/spatial.tuned_knn``), per task, on the standardised log1p scale:
+(``training/baselines/spatial.tuned_knn``), per task, on the standardised log1p scale:
 
 * ``average``: ``w * model + (1 - w) * kNN`` with ``w`` from ``WEIGHT_GRID`` minimising the MSE
   on the observed validation rows (ties: the largest ``w``, i.e. the most model);

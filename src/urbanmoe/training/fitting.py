@@ -1,9 +1,9 @@
-"""Fit any registered model (``models/registry.py``) on a prepared dataset.
+"""Fit any registered model (``training/registry.py``) on a prepared dataset.
 
 One entry point, :func:`fit_model`, for the three families: ``neural`` modules go through the
 training loop (one module per task for single-task models), ``closed_form`` models fit in one
 call, and ``representation`` models learn features that the shared MLP head
-(``baselines/heads.py``, Appendix A's "same regression head") is then trained on.
+(``models/baselines/heads.py``, Appendix A's "same regression head") is then trained on.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import numpy as np
 import torch
 
 from urbanmoe.errors import ConfigError, RunError
-from urbanmoe.evaluation.efficiency import count_parameters
 from urbanmoe.features.spatial_lag import TRANSDUCTIVE_NOTE
 from urbanmoe.models.baselines.heads import FeatureHead
-from urbanmoe.models.baselines.spatial import knn_choices, knn_everywhere, tuned_knn
-from urbanmoe.models.registry import ModelSpec, Representation
+from urbanmoe.runtime.efficiency import count_parameters
 from urbanmoe.training import ensemble
+from urbanmoe.training.baselines.spatial import knn_choices, knn_everywhere, tuned_knn
 from urbanmoe.training.loop import FitResult, TrainData, fit, predict
 from urbanmoe.training.prepare import FEATURE_CLIP, Prepared, group_out_blocks
+from urbanmoe.training.registry import ModelSpec, Representation
 from urbanmoe.training.targets import Standardizer
 
 

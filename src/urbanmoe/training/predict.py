@@ -1,6 +1,6 @@
 """Apply trained runs to every region of a dataset (``urbanmoe predict``).
 
-A run folder (``training/run.py``) is rebuilt from its own ``config.yaml`` and seed: the same
+A run folder (``evaluation/run.py``) is rebuilt from its own ``config.yaml`` and seed: the same
 split of the labelled regions, the same inputs standardised on the same training rows; its torch
 modules get the trained weights of ``model.pt``, and what has no torch weights (the closed
 forms, a representation baseline's encoder, the kNN of an ensemble) is fitted again,
@@ -27,9 +27,9 @@ import yaml
 from urbanmoe.config import validate
 from urbanmoe.data.table import RegionDataset
 from urbanmoe.errors import RunError
-from urbanmoe.models import registry
-from urbanmoe.training.run import fit_folds
-from urbanmoe.training.seeding import resolve_device, seed_everything
+from urbanmoe.runtime.seeding import resolve_device, seed_everything
+from urbanmoe.training import registry
+from urbanmoe.training.folds import fit_folds
 from urbanmoe.training.targets import forward_transform, inverse_transform
 
 CHECK_TOLERANCE = 1e-3  # log1p units: the recomputed test predictions against the run's
@@ -115,7 +115,7 @@ def predict_run(run_dir: Path, ds: RegionDataset, cache: Path | None,
     reason = registry.skip_reason(spec, ds, cfg["model"])
     if reason is not None:
         raise RunError(f"{run_dir}: {reason}")
-    seed_everything(seed, cfg["train"]["threads"])  # the order of training/run.py
+    seed_everything(seed, cfg["train"]["threads"])  # the order of evaluation/run.py
     device = resolve_device(cfg["train"]["device"])
     try:
         folds = fit_folds(ds, spec, cfg, seed, device, cache, progress, None, state)

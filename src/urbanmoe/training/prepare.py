@@ -169,7 +169,7 @@ def prepare(
         inputs[branch] = torch.from_numpy(_standardise(feats, split.train))
         branch_dims[branch] = feats.shape[1]
     # no branch at all serves the models that need none (the mean); the others are skipped
-    # with the reason (models/registry.py: skip_reason)
+    # with the reason (training/registry.py: skip_reason)
     context = context_vector(ds, plan, branch_dims, cfg["model"]["use_poi"])
     if context is not None:
         inputs["poi"] = torch.from_numpy(_standardise(context, split.train))

@@ -1,1 +1,2 @@
-"""Baselines, one module per family (Table 2 and the stronger ones a reviewer asks for)."""
+"""The modules of the baselines (Table 2 and the stronger ones a reviewer asks for); how each is
+fitted on a prepared dataset is ``training/baselines``."""

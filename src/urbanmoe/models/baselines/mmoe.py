@@ -23,9 +23,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from urbanmoe.evaluation.efficiency import count_parameters
 from urbanmoe.models.experts import StackedExperts
 from urbanmoe.models.urbanmoe import TaskHeads
+from urbanmoe.runtime.efficiency import count_parameters
 
 
 class GatedExperts(nn.Module):

@@ -1,14 +1,9 @@
 """What the image-representation baselines of Appendix A (Table 2 rows Autoencoder ... PG-SimCLR)
-share: standardised tiles, a small CNN encoder, seeded augmentations, spatial pairs, an epoch
-loop and batched encoding.
+share as modules: a small CNN encoder and decoder, seeded augmentations, spatial pairs and
+batched encoding (the tiles, the epoch loop: ``training/baselines/imagessl/common.py``).
 
-* Tiles come from :func:`urbanmoe.data.tiles.load_tiles` at ``baselines.image_size`` and are
-  standardised per band with the mean / std of the TRAINING rows only.
-* The self-supervised objectives see every region's tile (images and coordinates are inputs,
-  never labels; the features of all regions are what the run's head is fitted on); labels, where
-  a method uses them (READ, ResNet-18 from scratch), come from training rows only.
-* Every random choice (initial weights, shuffling, augmentations, pair sampling) draws from
-  generators seeded with ``seed``, so a seed fixes the features on CPU.
+Every random choice (initial weights, augmentations, pair sampling) draws from generators seeded
+with ``seed``, so a seed fixes the features on CPU.
 """
 
 from __future__ import annotations
@@ -16,31 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.neighbors import NearestNeighbors
 from torch import nn
-from tqdm.auto import tqdm
-
-from urbanmoe.data.tiles import load_tiles
-from urbanmoe.errors import DataError
-from urbanmoe.models.region import project_km
-from urbanmoe.training.prepare import Prepared
 
 ENCODE_BATCH = 512
 WIDTH = 16  # channels of the middle conv block (kept small: CPU runs)
-
-
-def standardised_tiles(prep: Prepared, b: dict[str, Any], progress: bool) -> torch.Tensor:
-    """(N, C, S, S) float32 tiles, per band standardised with the training rows' mean / std."""
-    tiles = load_tiles(prep.ds, int(b["image_size"]), progress)
-    train = tiles[prep.split.train]
-    mean = train.mean(axis=(0, 2, 3), keepdims=True)
-    std = train.std(axis=(0, 2, 3), keepdims=True)
-    return torch.from_numpy(((tiles - mean) / np.maximum(std, 1e-6)).astype(np.float32))
 
 
 @contextmanager
@@ -116,16 +95,6 @@ def augment(x: torch.Tensor, gen: torch.Generator, min_scale: float = 0.6) -> to
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-def projected_km(prep: Prepared) -> np.ndarray:
-    """(N, 2) region centres in km on a local projection around their mean (needs coords)."""
-    if prep.ds.coords is None:
-        raise DataError(f"{prep.ds.name}: this baseline needs region coordinates (lat/lon)")
-    coords = torch.as_tensor(prep.ds.coords, dtype=torch.float64)
-    lat0, lon0 = (float(v) for v in coords.mean(0))
-    x, y = project_km(coords, lat0, lon0)
-    return torch.stack([x, y], 1).numpy()
-
-
 def spatial_neighbours(xy: np.ndarray, radius_km: float) -> list[np.ndarray]:
     """For each region, the other regions within ``radius_km`` (possibly none)."""
     _, idx = NearestNeighbors(radius=radius_km).fit(xy).radius_neighbors(xy, sort_results=True)
@@ -139,41 +108,6 @@ def pick_neighbour(anchors: torch.Tensor, neighbours: list[np.ndarray],
     out = [int(nb[int(v * len(nb))]) if len(nb) else -1
            for v, nb in zip(u, (neighbours[int(a)] for a in anchors), strict=True)]
     return torch.tensor(out, dtype=torch.long)
-
-
-def epoch_loop(step: Callable[[torch.Tensor], torch.Tensor], params: list[nn.Parameter],
-               n_items: int, b: dict[str, Any], gen: torch.Generator, modules: list[nn.Module],
-               progress: bool, desc: str) -> list[float]:
-    """Adam on ``step(batch_indices) -> loss`` over shuffled items for ``ssl_epochs`` epochs.
-
-    Returns the item-weighted mean objective of each epoch (the ``loss_history``).
-    """
-    opt = torch.optim.Adam(params, lr=float(b["ssl_lr"]))
-    bs = max(2, min(int(b["ssl_batch_size"]), n_items))
-    history: list[float] = []
-    bar = tqdm(range(int(b["ssl_epochs"])), desc=desc, unit="epoch", disable=not progress,
-               leave=False)
-    for _ in bar:
-        for m in modules:
-            m.train()
-        order = torch.randperm(n_items, generator=gen)
-        total, seen = 0.0, 0
-        for s in range(0, n_items, bs):
-            idx = order[s:s + bs]
-            if len(idx) < 2:  # BatchNorm and contrastive losses need two items
-                continue
-            loss = step(idx)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-            seen += len(idx)
-        history.append(total / max(seen, 1))
-        bar.set_postfix(loss=f"{history[-1]:.4f}")
-    bar.close()
-    for m in modules:
-        m.eval()
-    return history
 
 
 @torch.no_grad()

@@ -1,43 +1,25 @@
-"""ResNet-18 baseline of Appendix A (Table 2 row "ResNet-18").
+"""ResNet-18 of Appendix A (Table 2 row "ResNet-18"): torchvision's ``resnet18`` with local
+ImageNet weights and its first conv adapted to the tile's bands (the baseline:
+``training/baselines/imagessl/resnet.py``).
 
-The paper transfers an ImageNet-pretrained ResNet-18 as a frozen feature extractor. Nothing is
-downloaded here (torchvision's ``weights=`` enums are never used):
-
-* ``baselines.resnet_weights`` = a local torchvision ``resnet18`` ImageNet state dict: it is
-  loaded (``torch.load(..., weights_only=True)``, strict key match) and used frozen; features =
-  the 512-d global-average-pooled output of ``layer4``. The first conv is adapted to the tile's
-  bands. Band mapping: tiles are ordered B02 (blue), B03 (green), B04 (red)[, B08 (NIR), ...]
-  (``features/image.read_tile``), so input band 0 takes ImageNet's blue filter, 1 green, 2 red;
-  every further band (NIR, ...) takes the mean of the three RGB filters; with more than three
-  bands all filters are scaled by 3 / C so the first activations keep their magnitude.
-* ``baselines.resnet_weights`` = null: without labels-free pretraining there is nothing to
-  transfer, so the same architecture (first conv taking C bands) is trained from scratch,
-  supervised, on the TRAINING rows' standardised targets (multi-output masked MSE with the
-  shared training loop, early stopping on validation rows); features = the pooled 512-d
-  penultimate activations.
+Nothing is downloaded (torchvision's ``weights=`` enums are never used). :func:`load_imagenet`
+loads a local torchvision ``resnet18`` ImageNet state dict (``torch.load(..., weights_only=True)``,
+strict key match) and returns it frozen, without ``fc``: its output is the 512-d
+global-average-pooled output of ``layer4``. Band mapping: tiles are ordered B02 (blue), B03
+(green), B04 (red)[, B08 (NIR), ...] (``data/tiles.read_tile``), so input band 0 takes
+ImageNet's blue filter, 1 green, 2 red; every further band (NIR, ...) takes the mean of the
+three RGB filters; with more than three bands all filters are scaled by 3 / C so the first
+activations keep their magnitude.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 import torchvision
 from torch import nn
 
-from urbanmoe.models.baselines.imagessl.common import (
-    encode,
-    generator,
-    seeded,
-    standardised_tiles,
-)
-from urbanmoe.models.registry import Representation
-from urbanmoe.training.loop import TrainData, fit
-from urbanmoe.training.prepare import Prepared
-
-PATIENCE = 5  # epochs without validation improvement before the from-scratch training stops
-WEIGHT_DECAY = 1e-4
 _BGR_FROM_RGB = (2, 1, 0)  # input band i (B, G, R) takes ImageNet conv1 input channel _[i]
 
 
@@ -73,7 +55,7 @@ def load_imagenet(path: str | Path, in_ch: int) -> nn.Module:
     return net.requires_grad_(False).eval()
 
 
-class _Regressor(nn.Module):
+class TileRegressor(nn.Module):
     """Adapter for the shared training loop: ``batch["tiles"]`` -> (B, T)."""
 
     def __init__(self, net: nn.Module) -> None:
@@ -82,36 +64,3 @@ class _Regressor(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.net(batch["tiles"])
-
-
-def train_from_scratch(prep: Prepared, tiles: torch.Tensor, b: dict[str, Any], seed: int,
-                       device: torch.device | str, progress: bool) -> tuple[nn.Module, list[float]]:
-    """resnet18 (C-band conv1) regressing the training rows' standardised targets."""
-    n_tasks = prep.data.y.shape[1]
-    with seeded(seed):
-        net = torchvision.models.resnet18(weights=None, num_classes=n_tasks)
-        net.conv1 = nn.Conv2d(tiles.shape[1], 64, 7, stride=2, padding=3, bias=False)
-    model = _Regressor(net).to(device)
-    data = TrainData({"tiles": tiles}, prep.data.y, prep.data.observed).to(torch.device(device))
-    result = fit(model, data, prep.index("train"), prep.index("val"), lr=float(b["ssl_lr"]),
-                 weight_decay=WEIGHT_DECAY, batch_size=int(b["ssl_batch_size"]),
-                 max_epochs=int(b["resnet_epochs"]), patience=PATIENCE,
-                 loss_weights=torch.ones(n_tasks), generator=generator(seed),
-                 progress=progress, desc="resnet18")
-    net.fc = nn.Identity()
-    return net.eval(), result.train_loss
-
-
-def learn(prep: Prepared, b: dict[str, Any], seed: int, device: torch.device | str,
-          progress: bool) -> Representation:
-    """512-d pooled ResNet-18 features: frozen ImageNet weights if configured, else trained."""
-    tiles = standardised_tiles(prep, b, progress)
-    if b.get("resnet_weights"):
-        net = load_imagenet(b["resnet_weights"], tiles.shape[1]).to(device)
-        history: list[float] = []
-        note = f"ImageNet weights from {b['resnet_weights']}"
-    else:
-        net, history = train_from_scratch(prep, tiles, b, seed, device, progress)
-        note = "trained from scratch on the training labels (no ImageNet weights configured)"
-    n = sum(p.numel() for p in net.parameters())
-    return Representation(encode(net, tiles, device), n, history, note)

@@ -1,8 +1,9 @@
 """Autoencoder baseline of Appendix A (Table 2 row "Autoencoder").
 
-A convolutional autoencoder (:class:`~.common.ConvEncoder` / :class:`~.common.ConvDecoder`) is
-trained to reconstruct every region's standardised tile (pixel MSE); the bottleneck of
-``baselines.repr_dim`` units is the representation. ``n_params`` counts encoder and decoder.
+A convolutional autoencoder (``ConvEncoder`` / ``ConvDecoder`` of
+``models/baselines/imagessl/common.py``) is trained to reconstruct every region's standardised
+tile (pixel MSE); the bottleneck of ``baselines.repr_dim`` units is the representation.
+``n_params`` counts encoder and decoder.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ from urbanmoe.models.baselines.imagessl.common import (
     ConvDecoder,
     ConvEncoder,
     encode,
-    epoch_loop,
     generator,
     n_params,
     seeded,
-    standardised_tiles,
 )
-from urbanmoe.models.registry import Representation
+from urbanmoe.training.baselines.imagessl.common import epoch_loop, standardised_tiles
 from urbanmoe.training.prepare import Prepared
+from urbanmoe.training.registry import Representation
 
 
 def train_autoencoder(tiles: torch.Tensor, b: dict[str, Any], seed: int,

@@ -4,14 +4,14 @@ The run folder holds ``metrics.json`` (R², RMSE, MAE per task and average on th
 in original units, efficiency, provenance), ``predictions.parquet`` (test split), ``routing.npz``
 (router weights, expert outputs and fused outputs on the test split: Figures 4-5),
 ``history.csv``, ``config.yaml`` (resolved) and ``model.pt`` (a state_dict that loads with
-``torch.load(..., weights_only=True)``). The folder is written atomically.
+``torch.load(..., weights_only=True)``). The folder is written atomically. The splits are
+fitted by ``training/folds.py``; here they are scored and written.
 """
 
 from __future__ import annotations
 
 import logging
 import platform
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,37 +22,15 @@ import torch
 from urbanmoe.config import config_hash
 from urbanmoe.data.splits import Split
 from urbanmoe.data.table import RegionDataset, load_dataset
-from urbanmoe.evaluation.efficiency import Meter, measure
 from urbanmoe.evaluation.metrics import covered_tasks, multitask_metrics
 from urbanmoe.io import atomic_path, sha256_file, write_json, write_yaml
-from urbanmoe.models import registry
-from urbanmoe.training.fitting import Fitted, fit_model, sub_state
-from urbanmoe.training.prepare import Prepared, fold_splits, prepare
-from urbanmoe.training.seeding import resolve_device, seed_everything
+from urbanmoe.runtime.efficiency import measure
+from urbanmoe.runtime.seeding import resolve_device, seed_everything
+from urbanmoe.training import registry
+from urbanmoe.training.folds import FoldRun, fit_folds
 from urbanmoe.training.targets import inverse_transform
 
 log = logging.getLogger(__name__)
-
-
-def _routing(prep: Prepared, fitted: Fitted) -> dict[str, np.ndarray]:
-    """Router weights, expert and fused outputs on the test split (models with routers)."""
-    routing: dict[str, np.ndarray] = {}
-    if fitted.data is None:
-        return routing
-    test = prep.index("test").to(fitted.data.y.device)
-    with torch.no_grad():
-        for key, model in fitted.models.items():
-            model.eval()
-            out = model(fitted.data.batch(test))
-            if not hasattr(out, "gates"):
-                continue
-            for branch in out.gates:
-                routing[f"{key}/{branch}/gates"] = out.gates[branch].cpu().numpy()
-                routing[f"{key}/{branch}/experts"] = out.expert_outputs[branch].cpu().numpy()
-                routing[f"{key}/{branch}/fused"] = out.fused[branch].cpu().numpy()
-            routing[f"{key}/expert_labels"] = np.array(
-                model.layout.expert_labels(model.task_names))
-    return routing
 
 
 def _predictions_table(ds: RegionDataset, test: np.ndarray, y_log: np.ndarray,
@@ -68,47 +46,6 @@ def _predictions_table(ds: RegionDataset, test: np.ndarray, y_log: np.ndarray,
         cols[f"{task}_true"] = y_raw[:, j]
         cols[f"{task}_pred"] = pred_raw[:, j]
     return pd.DataFrame(cols)
-
-
-@dataclass
-class FoldRun:
-    """One fitted split of a run (the run's only one, or one fold under ``split.kind: kfold``)."""
-
-    prep: Prepared
-    fitted: Fitted
-    routing: dict[str, np.ndarray]
-    meter: Meter
-
-    @property
-    def pred_log(self) -> np.ndarray:
-        return self.prep.to_log_scale(self.fitted.pred_std)
-
-
-def fit_folds(ds: RegionDataset, spec: registry.ModelSpec, cfg: dict[str, Any], seed: int,
-              device: torch.device, cache: Path | None, progress: bool,
-              split: Split | None, state: dict[str, torch.Tensor] | None = None
-              ) -> list[FoldRun]:
-    """Prepare and fit every split of the run (``split`` if given); the RNGs are seeded
-    afresh before each fold, so that a fold's result does not depend on those before it.
-
-    Given a run's ``state`` (``urbanmoe predict``), the torch modules take its weights instead
-    of training, and every region is predicted, not the test part alone (no routing)."""
-    splits = [split] if split is not None else fold_splits(ds, cfg["split"], seed)
-    out = []
-    for k, fold_split in enumerate(splits):
-        if k:
-            seed_everything(seed, cfg["train"]["threads"])
-        prep = prepare(ds, cfg, seed, cache, progress, fold_split)
-        fit_on = prep
-        if state is not None:
-            fit_on = replace(prep, split=Split(fold_split.train, fold_split.val,
-                                               np.arange(len(ds))))
-        with measure(device) as meter:
-            fitted = fit_model(spec, fit_on, cfg, seed, device, progress,
-                               state=state if len(splits) == 1 else sub_state(state, f"fold{k}"))
-        out.append(FoldRun(prep, fitted, {} if state is not None else _routing(prep, fitted),
-                           meter))
-    return out
 
 
 def _join(folds: list[FoldRun], what: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Every model that ``model.name`` selects, what family it belongs to and what data it needs.
 
-Three families share one run folder format (``training/run.py``):
+Three families share one run folder format (``evaluation/run.py``):
 
 * ``neural``: a torch module trained by the loop of ``training/loop.py`` on UrbanMoE's inputs;
   built by ``build(m, b, prep, tasks, seed)`` (``m`` = ``model.*``, ``b`` = ``baselines.*``);
@@ -9,7 +9,7 @@ Three families share one run folder format (``training/run.py``):
   choices made on validation)``.
 * ``representation``: learns (or reads) a representation of every region,
   ``learn(prep, b, seed, device, progress) -> Representation``; the shared MLP head
-  (``baselines/heads.py``) is then trained on it like a neural model (Appendix A: "the same
+  (``models/baselines/heads.py``) is then trained on it like a neural model (Appendix A: "the same
   regression head").
 
 ``needs`` names what the dataset must have; a dataset without it is skipped with that reason
@@ -49,14 +49,14 @@ class ModelSpec:
 
     name: str
     family: Family
-    target: str  # "module:function" under urbanmoe.models
+    target: str  # "module:function" under urbanmoe
     single_task: bool = False
     needs: tuple[str, ...] = ()  # "image", "text", "coords", "poi", "branch" (any configured)
     label: str = ""  # row label in Table 2
 
     def function(self) -> Callable[..., Any]:
         module, func = self.target.split(":")
-        return getattr(importlib.import_module(f"urbanmoe.models.{module}"), func)
+        return getattr(importlib.import_module(f"urbanmoe.{module}"), func)
 
 
 def _spec(name: str, family: Family, target: str, label: str, *, st: bool = False,
@@ -64,22 +64,22 @@ def _spec(name: str, family: Family, target: str, label: str, *, st: bool = Fals
     return ModelSpec(name, family, target, st, needs, label)
 
 
-_NEURAL = "baselines.neural"
-_IMAGE = "baselines.imagessl"
+_FACTORY = "models.factory:build_model"
+_NEURAL = "training.baselines.neural"
+_IMAGE = "training.baselines.imagessl"
+_BASELINES = "training.baselines"
 MODELS: dict[str, ModelSpec] = {s.name: s for s in [
-    _spec("urbanmoe", "neural", "factory:build_model", "UrbanMoE", needs=("branch",)),
-    _spec("urbanmoe_st", "neural", "factory:build_model", "UrbanMoE (ST)", st=True,
+    _spec("urbanmoe", "neural", _FACTORY, "UrbanMoE", needs=("branch",)),
+    _spec("urbanmoe_st", "neural", _FACTORY, "UrbanMoE (ST)", st=True, needs=("branch",)),
+    _spec("urbanmoe_dense", "neural", _FACTORY, "UrbanMoE (eps = 0)", needs=("branch",)),
+    _spec("mean", "closed_form", f"{_BASELINES}.linear:fit_predict_mean", "Mean predictor"),
+    _spec("ridge", "closed_form", f"{_BASELINES}.linear:fit_predict_ridge", "Ridge",
           needs=("branch",)),
-    _spec("urbanmoe_dense", "neural", "factory:build_model", "UrbanMoE (eps = 0)",
-          needs=("branch",)),
-    _spec("mean", "closed_form", "baselines.linear:fit_predict_mean", "Mean predictor"),
-    _spec("ridge", "closed_form", "baselines.linear:fit_predict_ridge", "Ridge",
-          needs=("branch",)),
-    _spec("knn", "closed_form", "baselines.spatial:fit_predict_knn", "kNN on coordinates",
+    _spec("knn", "closed_form", f"{_BASELINES}.spatial:fit_predict_knn", "kNN on coordinates",
           needs=("coords",)),
-    _spec("knn_tuned", "closed_form", "baselines.spatial:fit_predict_knn_tuned",
+    _spec("knn_tuned", "closed_form", f"{_BASELINES}.spatial:fit_predict_knn_tuned",
           "kNN on coordinates (tuned)", needs=("coords",)),
-    _spec("lightgbm", "closed_form", "baselines.boosting:fit_predict_lightgbm", "LightGBM",
+    _spec("lightgbm", "closed_form", f"{_BASELINES}.boosting:fit_predict_lightgbm", "LightGBM",
           needs=("branch",)),
     _spec("mlp_st", "neural", f"{_NEURAL}:build_mlp_st", "MLP (ST)", st=True, needs=("branch",)),
     _spec("mlp_mt", "neural", f"{_NEURAL}:build_shared_bottom", "Shared-bottom MLP (MT)",
@@ -100,9 +100,9 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
     _spec("read", "representation", f"{_IMAGE}.read:learn", "READ", st=True, needs=("image",)),
     _spec("pg_simclr", "representation", f"{_IMAGE}.pg_simclr:learn", "PG-SimCLR", st=True,
           needs=("image", "coords")),
-    _spec("urbanclip_st", "representation", "baselines.urbanclip:learn", "UrbanCLIP (ST)",
+    _spec("urbanclip_st", "representation", f"{_BASELINES}.urbanclip:learn", "UrbanCLIP (ST)",
           st=True, needs=("image", "text")),
-    _spec("urbanclip_mt", "representation", "baselines.urbanclip:learn", "UrbanCLIP (MT)",
+    _spec("urbanclip_mt", "representation", f"{_BASELINES}.urbanclip:learn", "UrbanCLIP (MT)",
           needs=("image", "text")),
     # per task, the candidate validation prefers (training/auto.py); it fits them itself
     _spec("auto", "auto", "", "Auto (best on validation)"),

@@ -23,8 +23,8 @@ import torch
 
 from urbanmoe.errors import DataError
 from urbanmoe.features.spatial_lag import neighbours
-from urbanmoe.models.baselines.linear import task_rows
 from urbanmoe.models.region import project_km
+from urbanmoe.training.baselines.linear import task_rows
 from urbanmoe.training.prepare import Prepared
 
 

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from urbanmoe.models.baselines.imagessl.common import standardised_tiles
-from urbanmoe.models.registry import Representation
+from urbanmoe.training.baselines.imagessl.common import standardised_tiles
 from urbanmoe.training.prepare import Prepared
+from urbanmoe.training.registry import Representation
 
 
 def learn(prep: Prepared, b: dict[str, Any], seed: int, device: torch.device | str,

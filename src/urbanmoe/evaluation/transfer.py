@@ -41,7 +41,7 @@ import yaml
 from urbanmoe.data.splits import Split
 from urbanmoe.data.table import ID, RegionDataset, load_dataset
 from urbanmoe.errors import ConfigError, DataError, InputError
-from urbanmoe.training.run import run_on
+from urbanmoe.evaluation.run import run_on
 
 PARTS = ("all", "west", "east", "south", "north")
 

@@ -14,7 +14,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from urbanmoe.models.baselines.linear import design_matrix, task_rows
+from urbanmoe.training.baselines.linear import design_matrix, task_rows
 from urbanmoe.training.prepare import Prepared
 
 EARLY_STOPPING_ROUNDS = 50  # boosting rounds without validation improvement before stopping

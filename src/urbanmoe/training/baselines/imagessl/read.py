@@ -7,8 +7,8 @@ semi-supervised with few labels. Here:
   :mod:`.resnet` (512-d pooled features; READ's transfer-learning teacher). Without it nothing
   pretrained exists offline, so the teacher is the encoder of the convolutional autoencoder of
   :mod:`.autoencoder`, pretrained on reconstruction of all tiles (labels unused).
-* Student: a :class:`~.common.ConvEncoder` of half the width (the "lightweight" network) whose
-  ``baselines.repr_dim`` embedding is the representation.
+* Student: a ``ConvEncoder`` (``models/baselines/imagessl``) of half the width (the
+  "lightweight" network) whose ``baselines.repr_dim`` embedding is the representation.
 * Objective per batch of tiles (all regions): distillation MSE between a linear map of the
   student embedding and the teacher's embedding (standardised on training rows, clipped), plus
   masked MSE of a linear regression head on the standardised targets of a seeded random
@@ -25,20 +25,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from urbanmoe.models.baselines.imagessl.autoencoder import train_autoencoder
 from urbanmoe.models.baselines.imagessl.common import (
     WIDTH,
     ConvEncoder,
     encode,
-    epoch_loop,
     generator,
     n_params,
     seeded,
-    standardised_tiles,
 )
 from urbanmoe.models.baselines.imagessl.resnet import load_imagenet
-from urbanmoe.models.registry import Representation
+from urbanmoe.training.baselines.imagessl.autoencoder import train_autoencoder
+from urbanmoe.training.baselines.imagessl.common import epoch_loop, standardised_tiles
 from urbanmoe.training.prepare import FEATURE_CLIP, Prepared
+from urbanmoe.training.registry import Representation
 from urbanmoe.training.targets import Standardizer
 
 

@@ -1,0 +1,1 @@
+"""Reports: the tables, figures and claims drawn from datasets and run folders."""
