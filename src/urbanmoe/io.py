@@ -148,6 +148,12 @@ def check_writable(path: Path, flag: str) -> None:
                          f"({(exc.strerror or str(exc)).lower()})") from None
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (the one writer of tables, notes and captions)."""
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_text(text)
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Write strict JSON atomically (sorted keys, indented): NaN and infinities become ``null``,
     which every JSON parser reads, never the bare ``NaN`` token that strict ones reject."""

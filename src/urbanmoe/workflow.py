@@ -202,12 +202,11 @@ def write_captions(folder: str = CAPTIONS) -> list[str]:
     """Write every paper item's caption into ``folder`` (the report's ``.rst`` files)."""
     from pathlib import Path
 
-    from urbanmoe.io import atomic_path
+    from urbanmoe.io import write_text
 
     written = []
     for name in ITEMS:
-        with atomic_path(Path(folder) / f"{name}.rst") as tmp:
-            tmp.write_text(caption_rst(name))
+        write_text(Path(folder) / f"{name}.rst", caption_rst(name))
         written.append(f"{folder}/{name}.rst")
     return written
 

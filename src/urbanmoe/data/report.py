@@ -25,7 +25,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from urbanmoe.data.splits import project_km
 from urbanmoe.data.table import RegionDataset
-from urbanmoe.io import atomic_path, write_json
+from urbanmoe.io import write_json, write_text
 
 FILL_SHARE = 0.05
 
@@ -171,6 +171,5 @@ def write_report(ds: RegionDataset, stem: Path, k: int = 8) -> dict:
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     write_json(stem.with_suffix(".json"), report)
-    with atomic_path(stem.with_suffix(".md")) as tmp:
-        tmp.write_text(report_markdown(report))
+    write_text(stem.with_suffix(".md"), report_markdown(report))
     return report

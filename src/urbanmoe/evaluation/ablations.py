@@ -22,7 +22,7 @@ import yaml
 from urbanmoe.evaluation import tables as tb
 from urbanmoe.evaluation.metrics import METRICS, flatten
 from urbanmoe.evaluation.palette import BLACK, colours, use_agg
-from urbanmoe.io import visible_files
+from urbanmoe.io import visible_files, write_text
 from urbanmoe.models.layout import ExpertLayout
 from urbanmoe.paper_items import FULL_MODEL, ITEMS, Row
 
@@ -200,7 +200,7 @@ def _metric_display(out: pd.DataFrame, src: pd.DataFrame, tasks: Sequence[str],
         for t in [*tasks, "avg"]:
             mean, std = src[f"{t}_{m}_mean"].to_numpy(), src[f"{t}_{m}_std"].to_numpy()
             out[f"{t}_{m}_mean"], out[f"{t}_{m}_std"] = mean, std
-            out[tb._label(t, m)] = [tb._pm(a, b) for a, b in zip(mean, std, strict=True)]
+            out[tb.metric_label(t, m)] = [tb.mean_std(a, b) for a, b in zip(mean, std, strict=True)]
 
 
 def _finish(out: pd.DataFrame, src: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
@@ -259,7 +259,7 @@ def table4(df: pd.DataFrame, table2_df: pd.DataFrame | None = None) -> pd.DataFr
                         "label": [ITEMS["table4"].row(k).label for k in s["setting"]]})
     out["Variant"] = out["label"]
     _metric_display(out, s, tasks, ["mae", "r2", "rmse"])
-    out = out.drop(columns=[tb._label(t, "rmse") for t in [*tasks, "avg"]])
+    out = out.drop(columns=[tb.metric_label(t, "rmse") for t in [*tasks, "avg"]])
     out = _finish(out, s, df)
     out.attrs["item"] = "table4"
     return out
@@ -344,7 +344,7 @@ def published_vs_reproduced(table: pd.DataFrame, published: pd.DataFrame, datase
     out = pd.DataFrame(rows)
     dirs = table.attrs.get("dataset_dirs") or []
     lines = [f"Reproduced on: {data_note.rstrip('.')} (dataset {dataset})."]
-    if any(tb._is_synthetic(d) for d in dirs) or "not the paper" in data_note:
+    if any(tb.is_synthetic(d) for d in dirs) or "not the paper" in data_note:
         lines.append("This is not the paper's data, so differences measure the data as much "
                      "as the method.")
     lines += [f"Data folders: {', '.join(dirs)}."] if dirs else []
@@ -361,23 +361,23 @@ def write_published_vs_reproduced(pvr: pd.DataFrame, stem: Path | str, title: st
     stem = Path(stem)
     shown = pd.DataFrame({
         "Row": pvr["label"],
-        "Metric": [tb._label(*m.rsplit("_", 1)) for m in pvr["metric"]],
+        "Metric": [tb.metric_label(*m.rsplit("_", 1)) for m in pvr["metric"]],
         "Published": ["—" if pd.isna(v) else f"{v:.4f}" for v in pvr["published"]],
         "Reproduced (mean ± std)": [
             "not run" if r.status == "not run" else
-            f"{tb._pm(r.reproduced_mean, r.reproduced_std)} (n={r.n_seeds})"
+            f"{tb.mean_std(r.reproduced_mean, r.reproduced_std)} (n={r.n_seeds})"
             for r in pvr.itertuples()],
         "Reproduced − published": ["" if pd.isna(d) else f"{d:+.4f}" for d in pvr["difference"]]})
     missing = dict.fromkeys(pvr.loc[pvr["status"] == "not run", "label"])
     miss = "Not run yet: " + (", ".join(missing) if missing else "none") + "."
     note = pvr.attrs.get("note", "")
     md = tb.to_markdown(shown)
-    tb._write(stem.with_suffix(".md"), f"# {title}\n\n{note}\n\n{miss}\n\n{md}\n")
+    write_text(stem.with_suffix(".md"), f"# {title}\n\n{note}\n\n{miss}\n\n{md}\n")
     body = "\n\n".join(tb.tex_escape(p) for p in [note, miss])
     tex = tb.to_latex(shown, title, label=f"tab:{stem.name}")
-    tb._write(stem.with_suffix(".tex"), f"% {title}\n{body}\n\n{tex}")
+    write_text(stem.with_suffix(".tex"), f"% {title}\n{body}\n\n{tex}")
 
 
 def write_summary(summary: pd.DataFrame, path: Path | str) -> None:
     """Write :func:`ablation_summary`'s frame as CSV (read by the claims checker), atomically."""
-    tb._write(Path(path), summary.to_csv(index=False))
+    write_text(Path(path), summary.to_csv(index=False))

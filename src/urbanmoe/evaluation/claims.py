@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from urbanmoe.io import atomic_path
+from urbanmoe.io import write_text
 from urbanmoe.paper_items import rows_from
 
 TOL = 0.0  # a claim "X beats Y" holds when the mean difference is > TOL
@@ -241,7 +241,6 @@ def claims_markdown(verdicts: list[Verdict], note: str = "") -> str:
 def write_claims(figures: Path, out: Path, note: str = "") -> list[Verdict]:
     """Check the claims and write ``out`` (Markdown) atomically."""
     verdicts = check_claims(figures)
-    with atomic_path(Path(out)) as tmp:
-        tmp.write_text(claims_markdown(verdicts, note))
+    write_text(Path(out), claims_markdown(verdicts, note))
     return verdicts
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from urbanmoe.data.table import ID, DataError, RegionDataset
 from urbanmoe.evaluation.palette import save_figure, use_agg
-from urbanmoe.io import atomic_path
+from urbanmoe.io import atomic_path, write_text
 
 WGS84 = "EPSG:4326"
 
@@ -199,9 +199,9 @@ def write_predictions(run_paths: list[Path], dataset: Path | None, out: Path,
     where.mkdir(parents=True, exist_ok=True)
     stem = where / f"{ds.name}-{models[0]}"
     if shapes is None:
-        with atomic_path(stem.with_name(stem.name + "-no-map.txt")) as tmp:
-            tmp.write_text(f"no map of {ds.name}: {summary['shapes']}; the predictions are in "
-                           f"{out / 'predictions.csv'}\n")
+        write_text(stem.with_name(stem.name + "-no-map.txt"),
+                   f"no map of {ds.name}: {summary['shapes']}; the predictions are in "
+                   f"{out / 'predictions.csv'}\n")
     else:
         summary["maps"] = [str(p) for p in [
             *draw_prediction_maps(shapes, ds, stem.with_name(stem.name + "-predicted"), title),

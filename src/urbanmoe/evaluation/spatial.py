@@ -23,7 +23,7 @@ import pandas as pd
 
 from urbanmoe.evaluation.aggregate import collect
 from urbanmoe.evaluation.palette import colours, save_figure, use_agg
-from urbanmoe.evaluation.tables import _pm, display_name, write_table
+from urbanmoe.evaluation.tables import display_name, mean_std, write_table
 from urbanmoe.features.spatial_lag import TRANSDUCTIVE_NOTE
 
 KNN_MODELS = ("knn", "knn_tuned")
@@ -88,10 +88,10 @@ def spatial_table(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                               if n == TRANSDUCTIVE_NOTE)
             row.update({
                 "Dataset": dataset, "Split": split, "Model": describe_variant(variant),
-                "Average R²": _pm(row["avg_r2_mean"], row["avg_r2_std"]),
+                "Average R²": mean_std(row["avg_r2_mean"], row["avg_r2_std"]),
                 **{f"{t.capitalize()} R²": f"{row[f'{t}_r2_mean']:.4f}" for t in present},
                 "Δ vs best kNN (paired)": ("reference" if variant == ref else
-                                           _pm(row.get("diff_avg_r2_mean", np.nan),
+                                           mean_std(row.get("diff_avg_r2_mean", np.nan),
                                                row.get("diff_avg_r2_std", np.nan))),
                 "Wins": (f"{row['wins']}/{len(d)}" if len(d) and variant != ref else ""),
                 "Note": notes})
@@ -143,7 +143,7 @@ def transfer_table(runs: pd.DataFrame) -> pd.DataFrame:
                "avg_r2_mean": g["avg_r2"].mean(), "avg_r2_std": g["avg_r2"].std(ddof=0),
                **{f"{t}_r2_mean": g[f"{t}_r2"].mean() for t in present}}
         row.update({"Source -> target": dataset, "Model": describe_variant(variant),
-                    "Average R² (target)": _pm(row["avg_r2_mean"], row["avg_r2_std"]),
+                    "Average R² (target)": mean_std(row["avg_r2_mean"], row["avg_r2_std"]),
                     **{f"{t.capitalize()} R²": f"{row[f'{t}_r2_mean']:.4f}" for t in present}})
         rows.append(row)
     return pd.DataFrame(rows)

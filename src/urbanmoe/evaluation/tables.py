@@ -19,7 +19,7 @@ import yaml
 
 from urbanmoe.evaluation.aggregate import KEYS, count, runs_label, summarize
 from urbanmoe.evaluation.metrics import METRICS
-from urbanmoe.io import atomic_path
+from urbanmoe.io import write_text
 
 #: Table 2's rows in the paper's order (published_table2.csv ``model`` column).
 PAPER_MODELS = ["Autoencoder", "PCA", "ResNet-18", "Tile2Vec", "READ", "PG-SimCLR",
@@ -59,11 +59,13 @@ def _pos(name: str, order: Sequence[str]) -> tuple[int, str]:
     return (list(order).index(name), "") if name in order else (len(order), name)
 
 
-def _label(task: str, metric: str) -> str:
+def metric_label(task: str, metric: str) -> str:
+    """A column title: ``("carbon", "r2")`` -> ``"Carbon R²"``, ``avg`` as ``Average``."""
     return f"{'Average' if task == 'avg' else task.capitalize()} {METRIC_LABEL[metric]}"
 
 
-def _pm(mean: float, std: float, digits: int = 4) -> str:
+def mean_std(mean: float, std: float, digits: int = 4) -> str:
+    """``"0.8100 ± 0.0110"``; the mean alone without a std, ``"—"`` without a mean."""
     if pd.isna(mean):
         return "—"
     return f"{mean:.{digits}f}" + ("" if pd.isna(std) else f" ± {std:.{digits}f}")
@@ -109,7 +111,7 @@ def table2(runs: pd.DataFrame, tasks: Sequence[str] | None = None) -> pd.DataFra
             mean = s[f"{t}_{m}_mean"].to_numpy()
             std = np.where(single, np.nan, s[f"{t}_{m}_std"].to_numpy())
             out[f"{t}_{m}_mean"], out[f"{t}_{m}_std"] = mean, std
-            out[_label(t, m)] = [_pm(a, b) for a, b in zip(mean, std, strict=True)]
+            out[metric_label(t, m)] = [mean_std(a, b) for a, b in zip(mean, std, strict=True)]
     out["params_m"] = s["params_mean"].to_numpy() / 1e6
     out["max_mem_mb"] = s["peak_memory_mb_mean"].to_numpy()
     out["total_time_s"] = s["train_seconds_mean"].to_numpy()
@@ -204,21 +206,17 @@ def to_latex(df: pd.DataFrame, caption: str = "", label: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:  # temporary beside the target, then os.replace
-        tmp.write_text(text)
-
-
 def write_table(df: pd.DataFrame, stem: Path, caption: str) -> None:
     """Write ``stem.csv`` (numeric columns), ``stem.md`` and ``stem.tex``, each atomically."""
     stem = Path(stem)
     numeric = _split(df)[0] or list(df.columns)
-    _write(stem.with_suffix(".csv"), df[numeric].to_csv(index=False))
-    _write(stem.with_suffix(".md"), f"{caption}\n\n{to_markdown(df)}\n")
-    _write(stem.with_suffix(".tex"), to_latex(df, caption, label=f"tab:{stem.name}"))
+    write_text(stem.with_suffix(".csv"), df[numeric].to_csv(index=False))
+    write_text(stem.with_suffix(".md"), f"{caption}\n\n{to_markdown(df)}\n")
+    write_text(stem.with_suffix(".tex"), to_latex(df, caption, label=f"tab:{stem.name}"))
 
 
-def _is_synthetic(dataset_dir: str) -> bool:
+def is_synthetic(dataset_dir: str) -> bool:
+    """Whether a dataset folder holds the embedded synthetic benchmark (not real data)."""
     spec = Path(dataset_dir) / "dataset.yaml"
     meta = (yaml.safe_load(spec.read_text()) or {}) if spec.is_file() else {}
     return ((meta.get("source") or {}).get("generator") == "urbanmoe.synth"
@@ -267,7 +265,7 @@ def _header(reproduced: pd.DataFrame, dataset_note: str) -> str:
     if "dataset_dir" in reproduced.columns:
         for ds, grp in reproduced.groupby("dataset", sort=False):
             dirs[ds] = sorted({d for v in grp["dataset_dir"] for d in v.split(", ") if d})
-    if any(_is_synthetic(d) for v in dirs.values() for d in v):
+    if any(is_synthetic(d) for v in dirs.values() for d in v):
         lines.append("This is not the paper's data: the embedded synthetic benchmark's cities "
                      "only carry the paper's names and sizes, so differences measure the "
                      "benchmark, not the method.")
@@ -296,11 +294,11 @@ def _pvr_display(df: pd.DataFrame) -> pd.DataFrame:
         task, _, met = r.metric.rpartition("_")
         fmt = "{:.2f}" if eff else "{:.4f}"
         rows.append([r.dataset, r.model + (f" [{r.split}]" if many and r.split else ""),
-                     EFFICIENCY[r.metric] if eff else _label(task, met),
+                     EFFICIENCY[r.metric] if eff else metric_label(task, met),
                      "not in paper" if r.status == "not in paper" else
                      "—" if pd.isna(r.published) else fmt.format(r.published),
                      "not run" if r.status == "not run" else
-                     _pm(r.reproduced_mean, r.reproduced_std, 2 if eff else 4)
+                     mean_std(r.reproduced_mean, r.reproduced_std, 2 if eff else 4)
                      + f" (n={r.n_seeds})",
                      "" if pd.isna(r.difference) else ("{:+.2f}" if eff else "{:+.4f}").format(
                          r.difference)])
@@ -320,8 +318,8 @@ def write_published_vs_reproduced(df: pd.DataFrame, stem: Path,
                             .itertuples(index=False) if s == "not run")
     title = "Published vs reproduced: Table 2"
     miss = "Not run yet: " + (", ".join(missing) if missing else "none") + "."
-    _write(stem.with_suffix(".md"),
+    write_text(stem.with_suffix(".md"),
            f"# {title}\n\n{note}\n\n{miss}\n\n{to_markdown(shown)}\n")
     body = "\n\n".join(tex_escape(p) for p in [note, miss])
-    _write(stem.with_suffix(".tex"), f"% {title}\n{body}\n\n"
+    write_text(stem.with_suffix(".tex"), f"% {title}\n{body}\n\n"
            + to_latex(shown, title, label=f"tab:{stem.name}"))

@@ -19,18 +19,20 @@ import pandas as pd
 from urbanmoe.data.stats import IMAGE_NOTE, coverage_box, modalities, region_sample
 from urbanmoe.data.table import RegionDataset
 from urbanmoe.evaluation.palette import BLUE, save_figure, use_agg
-from urbanmoe.evaluation.tables import DATASET_ORDER, tex_escape, to_latex, to_markdown, write_table
-from urbanmoe.io import atomic_path
+from urbanmoe.evaluation.tables import (
+    DATASET_ORDER,
+    is_synthetic,
+    tex_escape,
+    to_latex,
+    to_markdown,
+    write_table,
+)
+from urbanmoe.io import write_text
 
 
 def _order(name: str) -> tuple[int, str]:
     """Sort key: the paper's dataset order (SH, BJ, DC), others after by name."""
     return (DATASET_ORDER.index(name), "") if name in DATASET_ORDER else (len(DATASET_ORDER), name)
-
-
-def _write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 def _deg(value: float, pos: str, neg: str) -> str:
@@ -74,14 +76,10 @@ def dataset_table(datasets: Sequence[RegionDataset]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _is_synthetic(ds: RegionDataset) -> bool:
-    return (ds.meta.get("source") or {}).get("generator") == "urbanmoe.synth"
-
-
 def table1_note(datasets: Sequence[RegionDataset], data_note: str = "") -> str:
     """One line on what the reproduced numbers describe."""
     parts = [f"Reproduced on: {data_note.rstrip('.')}." if data_note else ""]
-    if any(_is_synthetic(ds) for ds in datasets):
+    if any(is_synthetic(str(ds.root)) for ds in datasets):
         parts.append("The embedded synthetic cities only carry the paper's names, boxes and "
                      "region counts (POI totals match only in expectation), not its data.")
     if any(ds.name == "DC" for ds in datasets):
@@ -150,8 +148,8 @@ def write_table1(datasets: Sequence[RegionDataset], out_dir: Path,
         shown = published_vs_reproduced_table1(table, pd.read_csv(published))
         title = "Published vs reproduced: Table 1"
         stem = out_dir / "published_vs_reproduced_table1"
-        _write_text(stem.with_suffix(".md"), f"# {title}\n\n{note}\n\n{to_markdown(shown)}\n")
-        _write_text(stem.with_suffix(".tex"), f"% {title}\n{tex_escape(note)}\n\n"
+        write_text(stem.with_suffix(".md"), f"# {title}\n\n{note}\n\n{to_markdown(shown)}\n")
+        write_text(stem.with_suffix(".tex"), f"% {title}\n{tex_escape(note)}\n\n"
                     + to_latex(shown, title, label=f"tab:{stem.name}"))
     return table
 
