@@ -66,6 +66,7 @@ class Item:
     experiment: str | None = None
     rows: tuple[Row, ...] = ()
     curves: tuple[str, ...] = ()  # Figure 3: model.<key> varied over experiments.<key>
+    models: tuple[str, ...] = ()  # Table 2: the paper's models (model.name), in its row order
 
     @property
     def caption(self) -> str:
@@ -112,7 +113,9 @@ ITEMS: dict[str, Item] = {item.name: item for item in (
          _files("figure6", FIGURE_EXT)),
     Item("table2", "Table 2: UrbanMoE against the baselines", "Section 3.4", "table2.ipynb",
          (*_files("table2", TABLE_EXT), *_files("published_vs_reproduced", COMPARISON_EXT)),
-         published="published_table2.csv", experiment="table2"),
+         published="published_table2.csv", experiment="table2",
+         models=("autoencoder", "pca", "resnet18", "tile2vec", "read", "pg_simclr", "urbanclip_st",
+                 "remoteclip_st", "urbanclip_mt", "remoteclip_mt", "urbanmoe_st", FULL_MODEL)),
     Item("table3", "Table 3: expert types", "Section 3.5", "ablations.ipynb",
          (*_files("table3", TABLE_EXT), *_files("published_vs_reproduced_table3",
                                                  COMPARISON_EXT)),

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from urbanmoe.io import write_text
-from urbanmoe.paper_items import rows_from
+from urbanmoe.paper_items import FULL_MODEL, ITEMS, rows_from
 
 TOL = 0.0  # a claim "X beats Y" holds when the mean difference is > TOL
 
@@ -90,8 +90,8 @@ def table2_claims(t2: pd.DataFrame) -> list[Verdict]:
     return out
 
 
-PAPER_BASELINES = ["autoencoder", "pca", "resnet18", "tile2vec", "read", "pg_simclr",
-                   "urbanclip_st", "remoteclip_st", "urbanclip_mt", "remoteclip_mt"]
+#: Table 2's baselines from the paper (its models but UrbanMoE's own rows).
+PAPER_BASELINES = [m for m in ITEMS["table2"].models if not m.startswith(FULL_MODEL)]
 
 
 KIND_COLUMN = {"specific": "n_specific", "shared": "n_shared", "dual": "n_dual"}

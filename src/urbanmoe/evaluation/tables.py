@@ -20,17 +20,11 @@ import yaml
 from urbanmoe.evaluation.aggregate import KEYS, count, runs_label, summarize
 from urbanmoe.evaluation.metrics import METRICS
 from urbanmoe.io import write_text
+from urbanmoe.paper_items import ITEMS
+from urbanmoe.training.registry import MODELS
 
-#: Table 2's rows in the paper's order (published_table2.csv ``model`` column).
-PAPER_MODELS = ["Autoencoder", "PCA", "ResNet-18", "Tile2Vec", "READ", "PG-SimCLR",
-                "UrbanCLIP (ST)", "RemoteCLIP (ST)", "UrbanCLIP (MT)", "RemoteCLIP (MT)",
-                "UrbanMoE (ST)", "UrbanMoE"]
-#: Our reference baselines, not in the paper: listed after the paper's rows.
-EXTRA_MODELS = {"urbanmoe_dense": "UrbanMoE (eps = 0)", "mmoe": "MMoE", "ple": "PLE/CGC",
-                "mlp_mt": "Shared-bottom MLP (MT)", "mlp_st": "MLP (ST)",
-                "lightgbm": "LightGBM", "knn": "kNN on coordinates", "ridge": "Ridge",
-                "mean": "Mean predictor"}
-MODEL_ORDER = [*PAPER_MODELS, *EXTRA_MODELS.values()]
+#: Table 2's models in the paper's order, then the other models in the registry's order.
+MODEL_IDS = list(dict.fromkeys([*ITEMS["table2"].models, *MODELS]))
 DATASET_ORDER = ["SH", "BJ", "DC"]
 METRIC_LABEL = {"r2": "R²", "rmse": "RMSE", "mae": "MAE"}
 EFFICIENCY = {"params_m": "Params (M)", "max_mem_mb": "Max Mem (MB)",
@@ -38,20 +32,14 @@ EFFICIENCY = {"params_m": "Params (M)", "max_mem_mb": "Max Mem (MB)",
 _SNAKE = re.compile(r"^[a-z0-9_]+$")
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-_BY_NORM = {_norm(m): m for m in PAPER_MODELS}
-
-
 def display_name(model: str) -> str:
-    """The paper's name of one of our model ids (``urbanmoe_st`` -> "UrbanMoE (ST)").
+    """The paper's name of a model (its registry label: ``urbanmoe_st`` -> "UrbanMoE (ST)",
+    the name ``published_table2.csv`` uses); unknown ids are shown as they are."""
+    return MODELS[model].label if model in MODELS else model
 
-    Ids match a Table 2 name when equal up to case and punctuation (``pg_simclr``,
-    ``urbanclip_mt``, ``resnet18``); unknown ids are shown as they are.
-    """
-    return EXTRA_MODELS.get(model) or _BY_NORM.get(_norm(model), model)
+
+#: Row order of the tables, by display name.
+MODEL_ORDER = [display_name(m) for m in MODEL_IDS]
 
 
 def _pos(name: str, order: Sequence[str]) -> tuple[int, str]:

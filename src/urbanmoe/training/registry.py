@@ -68,24 +68,26 @@ _FACTORY = "models.factory:build_model"
 _NEURAL = "training.baselines.neural"
 _IMAGE = "training.baselines.imagessl"
 _BASELINES = "training.baselines"
+#: Every model, UrbanMoE and our reference baselines first in the order Table 2 lists those not
+#: in the paper (the paper's own rows follow its order: ``paper_items.ITEMS["table2"].models``).
 MODELS: dict[str, ModelSpec] = {s.name: s for s in [
     _spec("urbanmoe", "neural", _FACTORY, "UrbanMoE", needs=("branch",)),
     _spec("urbanmoe_st", "neural", _FACTORY, "UrbanMoE (ST)", st=True, needs=("branch",)),
     _spec("urbanmoe_dense", "neural", _FACTORY, "UrbanMoE (eps = 0)", needs=("branch",)),
-    _spec("mean", "closed_form", f"{_BASELINES}.linear:fit_predict_mean", "Mean predictor"),
-    _spec("ridge", "closed_form", f"{_BASELINES}.linear:fit_predict_ridge", "Ridge",
+    _spec("mmoe", "neural", f"{_NEURAL}:build_mmoe", "MMoE", needs=("branch",)),
+    _spec("ple", "neural", f"{_NEURAL}:build_ple", "PLE/CGC", needs=("branch",)),
+    _spec("mlp_mt", "neural", f"{_NEURAL}:build_shared_bottom", "Shared-bottom MLP (MT)",
+          needs=("branch",)),
+    _spec("mlp_st", "neural", f"{_NEURAL}:build_mlp_st", "MLP (ST)", st=True, needs=("branch",)),
+    _spec("lightgbm", "closed_form", f"{_BASELINES}.boosting:fit_predict_lightgbm", "LightGBM",
           needs=("branch",)),
     _spec("knn", "closed_form", f"{_BASELINES}.spatial:fit_predict_knn", "kNN on coordinates",
           needs=("coords",)),
     _spec("knn_tuned", "closed_form", f"{_BASELINES}.spatial:fit_predict_knn_tuned",
           "kNN on coordinates (tuned)", needs=("coords",)),
-    _spec("lightgbm", "closed_form", f"{_BASELINES}.boosting:fit_predict_lightgbm", "LightGBM",
+    _spec("ridge", "closed_form", f"{_BASELINES}.linear:fit_predict_ridge", "Ridge",
           needs=("branch",)),
-    _spec("mlp_st", "neural", f"{_NEURAL}:build_mlp_st", "MLP (ST)", st=True, needs=("branch",)),
-    _spec("mlp_mt", "neural", f"{_NEURAL}:build_shared_bottom", "Shared-bottom MLP (MT)",
-          needs=("branch",)),
-    _spec("mmoe", "neural", f"{_NEURAL}:build_mmoe", "MMoE", needs=("branch",)),
-    _spec("ple", "neural", f"{_NEURAL}:build_ple", "PLE/CGC", needs=("branch",)),
+    _spec("mean", "closed_form", f"{_BASELINES}.linear:fit_predict_mean", "Mean predictor"),
     _spec("remoteclip_st", "neural", f"{_NEURAL}:build_frozen_head", "RemoteCLIP (ST)", st=True,
           needs=("branch",)),
     _spec("remoteclip_mt", "neural", f"{_NEURAL}:build_frozen_head", "RemoteCLIP (MT)",
