@@ -239,3 +239,13 @@ def uri(tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatch) -> s
     value = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", value)
     return value
+
+
+def prepared_city(root: Path, cache: Path, overrides: list[str]) -> tuple:
+    """(Prepared, config) of a dataset under the default configuration with ``overrides`` and
+    the feature cache in ``cache``, seed 0."""
+    from urbanmoe.data.table import load_dataset
+    from urbanmoe.training.prepare import prepare
+
+    cfg = load_config(None, [f"features.cache_dir={cache}", *overrides])
+    return prepare(load_dataset(root), cfg, seed=0, cache_dir=cache, progress=False), cfg

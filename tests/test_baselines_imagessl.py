@@ -11,18 +11,16 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import one_thread_cached_tiles
+from conftest import one_thread_cached_tiles, prepared_city
 from sklearn.linear_model import RidgeCV
 
-from urbanmoe.config import load_config
-from urbanmoe.data.table import load_dataset
 from urbanmoe.evaluation.metrics import multitask_metrics
 from urbanmoe.models.baselines.imagessl import common
 from urbanmoe.models.baselines.imagessl.pg_simclr import poi_partners
 from urbanmoe.models.baselines.imagessl.resnet import load_imagenet
 from urbanmoe.models.baselines.imagessl.tile2vec import pick_distant
 from urbanmoe.training.baselines.imagessl import common as fitting_common
-from urbanmoe.training.prepare import Prepared, prepare
+from urbanmoe.training.prepare import Prepared
 from urbanmoe.training.registry import Representation
 
 SMALL = ["baselines.ssl_epochs=4", "baselines.resnet_epochs=4", "baselines.image_size=16",
@@ -43,9 +41,7 @@ def cached_tiles() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def setup(synth_sh: Path, tmp_path_factory: pytest.TempPathFactory,
           cached_tiles: None) -> tuple[Prepared, dict]:
-    cache = tmp_path_factory.mktemp("cache")
-    cfg = load_config(None, [f"features.cache_dir={cache}", *SMALL])
-    return prepare(load_dataset(synth_sh), cfg, seed=0, cache_dir=cache, progress=False), cfg
+    return prepared_city(synth_sh, tmp_path_factory.mktemp("cache"), SMALL)
 
 
 def _learn(method: str, prep: Prepared, b: dict, seed: int = 0) -> Representation:

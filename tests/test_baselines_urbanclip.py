@@ -12,16 +12,15 @@ import numpy as np
 import open_clip
 import pytest
 import torch
-from conftest import one_thread_cached_tiles
+from conftest import one_thread_cached_tiles, prepared_city
 from sklearn.linear_model import RidgeCV
 
-from urbanmoe.config import load_config
-from urbanmoe.data.table import DataError, load_dataset
+from urbanmoe.data.table import DataError
 from urbanmoe.evaluation.metrics import multitask_metrics
 from urbanmoe.models.baselines.urbanclip import TINY, build_model
 from urbanmoe.training.baselines import urbanclip
 from urbanmoe.training.baselines.urbanclip import learn
-from urbanmoe.training.prepare import Prepared, prepare
+from urbanmoe.training.prepare import Prepared
 from urbanmoe.training.registry import Representation
 
 EPOCHS = 3
@@ -43,9 +42,7 @@ def quick() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def setup(synth_sh: Path, tmp_path_factory: pytest.TempPathFactory,
           quick: None) -> tuple[Prepared, dict]:
-    cache = tmp_path_factory.mktemp("cache")
-    cfg = load_config(None, [f"features.cache_dir={cache}", *SMALL])
-    return prepare(load_dataset(synth_sh), cfg, seed=0, cache_dir=cache, progress=False), cfg
+    return prepared_city(synth_sh, tmp_path_factory.mktemp("cache"), SMALL)
 
 
 @pytest.fixture(scope="module")

@@ -131,9 +131,12 @@ def to_rgb_image(tile: np.ndarray, source: Path | str = "image tile") -> Image.I
 
 
 class _RemoteCLIP:
-    """Shared settings, lazy model loading and identity of the two encoders."""
+    """Shared settings, lazy model loading and identity of the two encoders; each is one tower
+    over one column of the dataset (``items``), a batch of which ``embed`` encodes."""
 
     modality = ""
+    column = ""
+    unit = ""
 
     def __init__(self, arch: str = "ViT-B-32", checkpoint: str | Path | None = None,
                  allow_random_init: bool = False, batch_size: int = 64,
@@ -182,41 +185,50 @@ class _RemoteCLIP:
         return np.concatenate(out).astype(np.float32)
 
 
+    def items(self, ds: RegionDataset) -> list[Any] | None:
+        raise NotImplementedError
+
+    def embed(self, model: Any, preprocess: Any, tokenizer: Any, items: list[Any], idx: range,
+              dev: torch.device) -> torch.Tensor:
+        raise NotImplementedError
+
+    def encode(self, ds: RegionDataset, progress: bool = True) -> np.ndarray:
+        items = self.items(ds)
+        if items is None:
+            raise DataError(f"{ds.table_path}: column {self.column!r}: missing; "
+                            f"no {self.modality} modality")
+        model, preprocess, tokenizer = self._model()
+        dev = next(model.parameters()).device
+        return self._run(len(items),
+                         lambda idx: self.embed(model, preprocess, tokenizer, items, idx, dev),
+                         f"{ds.name} {self.modality} remoteclip", self.unit, progress)
+
+
 class RemoteCLIPImageEncoder(_RemoteCLIP):
     """e_i = F_I(i) of Section 2.3.1: RemoteCLIP's image tower on each tile's RGB bands."""
 
-    modality = "image"
+    modality, column, unit = "image", "image_path", "tile"
 
-    def encode(self, ds: RegionDataset, progress: bool = True) -> np.ndarray:
-        paths = ds.image_paths
-        if paths is None:
-            raise DataError(f"{ds.table_path}: column 'image_path': missing; no image modality")
-        model, preprocess, _ = self._model()
-        dev = next(model.parameters()).device
+    def items(self, ds: RegionDataset) -> list[Any] | None:
+        return ds.image_paths
 
-        def batch(idx: range) -> torch.Tensor:
-            x = torch.stack([preprocess(to_rgb_image(read_tile(paths[i]), paths[i])) for i in idx])
-            return model.encode_image(x.to(dev))
-
-        return self._run(len(paths), batch, f"{ds.name} image remoteclip", "tile", progress)
+    def embed(self, model: Any, preprocess: Any, tokenizer: Any, items: list[Any], idx: range,
+              dev: torch.device) -> torch.Tensor:
+        x = torch.stack([preprocess(to_rgb_image(read_tile(items[i]), items[i])) for i in idx])
+        return model.encode_image(x.to(dev))
 
 
 class RemoteCLIPTextEncoder(_RemoteCLIP):
     """e_t = F_T(t) of Section 2.3.3: RemoteCLIP's text tower (context length truncation)."""
 
-    modality = "text"
+    modality, column, unit = "text", "text", "text"
 
-    def encode(self, ds: RegionDataset, progress: bool = True) -> np.ndarray:
-        texts = ds.texts
-        if texts is None:
-            raise DataError(f"{ds.table_path}: column 'text': missing; no text modality")
-        model, _, tokenizer = self._model()
-        dev = next(model.parameters()).device
+    def items(self, ds: RegionDataset) -> list[Any] | None:
+        return ds.texts
 
-        def batch(idx: range) -> torch.Tensor:
-            return model.encode_text(tokenizer([texts[i] for i in idx]).to(dev))
-
-        return self._run(len(texts), batch, f"{ds.name} text remoteclip", "text", progress)
+    def embed(self, model: Any, preprocess: Any, tokenizer: Any, items: list[Any], idx: range,
+              dev: torch.device) -> torch.Tensor:
+        return model.encode_text(tokenizer([items[i] for i in idx]).to(dev))
 
 
 def _settings(settings: Mapping[str, Any], modality: str) -> dict[str, Any]:

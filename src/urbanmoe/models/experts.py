@@ -146,6 +146,8 @@ class LoopExperts(_ExpertPool):
     """Reference pool: one ``nn.Sequential(Linear, φ, Linear)`` per expert, looped in Python.
 
     Same math and parameter count as ``StackedExperts``; input (B, d_in) -> (B, E, d_out).
+    A deliberate twin of ``StackedExperts`` (same signature, same output): the plain reference
+    the stacked pool is tested and benchmarked against (``benchmarks/bench_experts.py``).
     """
 
     def __init__(

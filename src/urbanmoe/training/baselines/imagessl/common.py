@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from urbanmoe.data.tiles import load_tiles
 from urbanmoe.errors import DataError
+from urbanmoe.models.baselines.imagessl.common import generator, spatial_neighbours
 from urbanmoe.models.region import project_km
 from urbanmoe.training.prepare import Prepared
 
@@ -78,3 +79,13 @@ def epoch_loop(step: Callable[[torch.Tensor], torch.Tensor], params: list[nn.Par
     for m in modules:
         m.eval()
     return history
+
+
+def spatial_setup(prep: Prepared, b: dict[str, Any], seed: int, progress: bool
+                  ) -> tuple[torch.Tensor, np.ndarray, float, list[np.ndarray], torch.Generator]:
+    """What the spatially sampled baselines (Tile2Vec, PG-SimCLR) start from: standardised
+    tiles, region centres in km, the neighbour radius ``baselines.neighbour_km``, each region's
+    neighbours within it, and the seeded sampler."""
+    tiles = standardised_tiles(prep, b, progress)
+    xy, radius = projected_km(prep), float(b["neighbour_km"])
+    return tiles, xy, radius, spatial_neighbours(xy, radius), generator(seed)

@@ -27,18 +27,12 @@ from urbanmoe.models.baselines.imagessl.common import (
     ConvEncoder,
     augment,
     encode,
-    generator,
     n_params,
     pick_neighbour,
     seeded,
-    spatial_neighbours,
 )
 from urbanmoe.models.baselines.imagessl.pg_simclr import nt_xent, poi_partners
-from urbanmoe.training.baselines.imagessl.common import (
-    epoch_loop,
-    projected_km,
-    standardised_tiles,
-)
+from urbanmoe.training.baselines.imagessl.common import epoch_loop, spatial_setup
 from urbanmoe.training.prepare import Prepared
 from urbanmoe.training.registry import Representation
 
@@ -46,13 +40,10 @@ from urbanmoe.training.registry import Representation
 def learn(prep: Prepared, b: dict[str, Any], seed: int, device: torch.device | str,
           progress: bool) -> Representation:
     """Contrastive encoder features of every region (positives as the module docstring says)."""
-    tiles = standardised_tiles(prep, b, progress)
-    xy, radius = projected_km(prep), float(b["neighbour_km"])
-    neighbours = spatial_neighbours(xy, radius)
+    tiles, xy, radius, neighbours, gen = spatial_setup(prep, b, seed, progress)
     poi = poi_vector(prep.ds)
     partner = None if poi is None else torch.from_numpy(poi_partners(xy, poi))
     kinds = 2 if partner is None else 3
-    gen = generator(seed)
     d = int(b["repr_dim"])
     with seeded(seed):
         enc = ConvEncoder(tiles.shape[1], d).to(device)

@@ -17,22 +17,9 @@ from typing import Any
 
 import torch
 
-from urbanmoe.models.baselines.imagessl.common import (
-    ConvEncoder,
-    augment,
-    encode,
-    generator,
-    n_params,
-    pick_neighbour,
-    seeded,
-    spatial_neighbours,
-)
+from urbanmoe.models.baselines.imagessl import common as ssl
 from urbanmoe.models.baselines.imagessl.tile2vec import pick_distant, triplet_loss
-from urbanmoe.training.baselines.imagessl.common import (
-    epoch_loop,
-    projected_km,
-    standardised_tiles,
-)
+from urbanmoe.training.baselines.imagessl.common import epoch_loop, spatial_setup
 from urbanmoe.training.prepare import Prepared
 from urbanmoe.training.registry import Representation
 
@@ -40,18 +27,15 @@ from urbanmoe.training.registry import Representation
 def learn(prep: Prepared, b: dict[str, Any], seed: int, device: torch.device | str,
           progress: bool) -> Representation:
     """Triplet-trained encoder features of every region."""
-    tiles = standardised_tiles(prep, b, progress)
-    xy, radius = projected_km(prep), float(b["neighbour_km"])
-    neighbours = spatial_neighbours(xy, radius)
-    gen = generator(seed)
-    with seeded(seed):
-        enc = ConvEncoder(tiles.shape[1], int(b["repr_dim"])).to(device)
+    tiles, xy, radius, neighbours, gen = spatial_setup(prep, b, seed, progress)
+    with ssl.seeded(seed):
+        enc = ssl.ConvEncoder(tiles.shape[1], int(b["repr_dim"])).to(device)
 
     def step(idx: torch.Tensor) -> torch.Tensor:
-        nb = pick_neighbour(idx, neighbours, gen)
+        nb = ssl.pick_neighbour(idx, neighbours, gen)
         nb = torch.where(nb >= 0, nb, idx)  # no neighbour: an augmented view of the anchor
         far = pick_distant(idx, xy, radius, gen)
-        views = augment(tiles[torch.cat([idx, nb, far])].to(device), gen)
+        views = ssl.augment(tiles[torch.cat([idx, nb, far])].to(device), gen)
         za, zn, zd = enc(views).chunk(3)
         return triplet_loss(za, zn, zd)
 
@@ -60,4 +44,4 @@ def learn(prep: Prepared, b: dict[str, Any], seed: int, device: torch.device | s
     alone = sum(len(n) == 0 for n in neighbours)
     note = (f"Tile2Vec triplets, neighbours within {radius:g} km "
             f"({alone} regions without one use an augmented view)")
-    return Representation(encode(enc, tiles, device), n_params(enc), history, note)
+    return Representation(ssl.encode(enc, tiles, device), ssl.n_params(enc), history, note)
