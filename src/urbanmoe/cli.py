@@ -14,7 +14,7 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from urbanmoe import commands
@@ -34,6 +34,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set model.eps=0.02 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _verb(p: argparse.ArgumentParser, func: Callable[..., int]) -> None:
+    """The common options of every verb, and the function that runs it."""
+    _common(p)
+    p.set_defaults(func=func)
+
+
+def _dataset(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", type=Path, required=True, help="dataset folder (docs/data.md)")
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -62,17 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(region tables, image tiles, POIs, text, labels).")
     p.add_argument("--out", type=Path, required=True, help="folder to write one dataset per city")
     p.add_argument("--seed", type=int, default=None, help="generator seed (default: synth.seed)")
-    _common(p)
-    p.set_defaults(func=commands.cmd_synth)
+    _verb(p, commands.cmd_synth)
 
     p = verbs.add_parser("features", help="extract the features of one dataset (cached)",
                          description="Encode every modality of a dataset with the configured "
                                      "encoders into a feature folder; train reads it with "
                                      "--set features.cache_dir=FOLDER.")
-    p.add_argument("--dataset", type=Path, required=True, help="dataset folder (docs/data.md)")
+    _dataset(p)
     p.add_argument("--out", type=Path, required=True, help="feature folder to write")
-    _common(p)
-    p.set_defaults(func=commands.cmd_features)
+    _verb(p, commands.cmd_features)
 
     p = verbs.add_parser("import-urbanclip", help="a UrbanCLIP-toolkit city as a dataset",
                          description="Turn a UrbanCLIP-toolkit city (<City>.csv, "
@@ -86,8 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gdp-fill", choices=["missing", "keep"], default=None,
                    help="GDP's fill value 10000.0: set missing (excluded from loss and "
                         "metrics) or keep it (default: data.urbanclip_gdp_fill)")
-    _common(p)
-    p.set_defaults(func=commands.cmd_import_urbanclip)
+    _verb(p, commands.cmd_import_urbanclip)
 
     p = verbs.add_parser("claims", help="check the paper's claims against the drawn tables",
                          description="Read table2.csv, ablations_summary.csv, "
@@ -97,8 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", type=Path, default=Path("paper_figures"),
                    help="folder with the generated tables")
     p.add_argument("--out", type=Path, required=True, help="Markdown file to write")
-    _common(p)
-    p.set_defaults(func=commands.cmd_claims)
+    _verb(p, commands.cmd_claims)
 
     p = verbs.add_parser("report", help="a data report of one dataset (fill values, labels "
                                         "shared between neighbours)",
@@ -106,10 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "frequent value (suspected fill values) and how often "
                                      "labels repeat exactly in neighbouring regions (random "
                                      "splits leak them). Writes STEM.json and STEM.md.")
-    p.add_argument("--dataset", type=Path, required=True, help="dataset folder (docs/data.md)")
+    _dataset(p)
     p.add_argument("--out", type=Path, required=True, help="output stem (STEM.json, STEM.md)")
-    _common(p)
-    p.set_defaults(func=commands.cmd_report)
+    _verb(p, commands.cmd_report)
 
     p = verbs.add_parser("build", help="build a city's dataset from raw rasters and POIs",
                          description="Cut the city's box into patches (Section 3.1), write "
@@ -132,8 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch-px", type=int, default=200)
     p.add_argument("--resolution-m", type=float, default=10.0)
     p.add_argument("--out", type=Path, required=True, help="dataset folder to write")
-    _common(p)
-    p.set_defaults(func=commands.cmd_build)
+    _verb(p, commands.cmd_build)
 
     p = verbs.add_parser("describe", help="write each region's text from its POIs (LLM)",
                          description="Copy a dataset with its text column written from its "
@@ -144,13 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["template", "openai"], default="template")
     p.add_argument("--cache", type=Path, default=Path(".cache/urbanmoe/llm"),
                    help="answers cached by prompt hash (resumes an interrupted run)")
-    _common(p)
-    p.set_defaults(func=commands.cmd_describe)
+    _verb(p, commands.cmd_describe)
 
     p = verbs.add_parser("train", help="train and evaluate a model on one dataset and seed",
                          description="Train the configured model (model.name) on a dataset "
                                      "folder, evaluate on its test split, write a run folder.")
-    p.add_argument("--dataset", type=Path, required=True, help="dataset folder (docs/data.md)")
+    _dataset(p)
     _run_options(p)
     p.set_defaults(func=commands.cmd_train)
 
@@ -182,8 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder to write")
     p.add_argument("--maps", type=Path, default=None,
                    help="folder for the maps (default: --out)")
-    _common(p)
-    p.set_defaults(func=commands.cmd_predict)
+    _verb(p, commands.cmd_predict)
 
     p = verbs.add_parser("spatial-report", help="tables and figure of the spatial context",
                          description="From spatial-context and transfer run folders, write "
@@ -195,8 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transfer", type=Path, nargs="*", default=[],
                    help="folders holding transfer run folders")
     p.add_argument("--out", type=Path, required=True, help="folder to write into")
-    _common(p)
-    p.set_defaults(func=commands.cmd_spatial_report)
+    _verb(p, commands.cmd_spatial_report)
 
     p = verbs.add_parser("aggregate", help="mean and std over seeds of run folders",
                          description="Collect every metrics.json under the given folders and "
@@ -204,8 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "print a Markdown view.")
     p.add_argument("runs", type=Path, nargs="+", help="folders to search for run folders")
     p.add_argument("--out", type=Path, required=True, help="summary CSV to write")
-    _common(p)
-    p.set_defaults(func=commands.cmd_aggregate)
+    _verb(p, commands.cmd_aggregate)
 
     p = verbs.add_parser("track", help="mirror run folders into MLflow for browsing",
                          description="Mirror run folders into an MLflow experiment (one parent "
@@ -220,8 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="settings label of the parent run (default: default)")
     p.add_argument("--record", type=Path, default=None,
                    help="also write the MLflow run ids as JSON to this file")
-    _common(p)
-    p.set_defaults(func=commands.cmd_track)
+    _verb(p, commands.cmd_track)
 
     p = verbs.add_parser("provenance", help="record what made each generated table and figure",
                          description="Write provenance.json: for each artifact its checksum, "
@@ -234,8 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", type=Path, nargs="*", default=[],
                    help="`urbanmoe track --record` files holding the MLflow run ids")
     p.add_argument("--made-by", default=None, help="the notebook or command that drew them")
-    _common(p)
-    p.set_defaults(func=commands.cmd_provenance)
+    _verb(p, commands.cmd_provenance)
     return parser
 
 
