@@ -18,8 +18,9 @@ import pandas as pd
 
 from urbanmoe.data.stats import IMAGE_NOTE, coverage_box, modalities, region_sample
 from urbanmoe.data.table import RegionDataset
-from urbanmoe.evaluation.palette import BLUE, save_figure, use_agg
-from urbanmoe.evaluation.tables import (
+from urbanmoe.io import write_text
+from urbanmoe.report.palette import BLUE, save_figure, use_agg
+from urbanmoe.report.tables import (
     DATASET_ORDER,
     is_synthetic,
     tex_escape,
@@ -27,7 +28,6 @@ from urbanmoe.evaluation.tables import (
     to_markdown,
     write_table,
 )
-from urbanmoe.io import write_text
 
 
 def _order(name: str) -> tuple[int, str]:
