@@ -193,8 +193,8 @@ def published_vs_reproduced(table: pd.DataFrame, published: pd.DataFrame, datase
 
 
 def write_published_vs_reproduced(pvr: pd.DataFrame, stem: Path | str, title: str) -> None:
-    """Write ``stem.md`` and ``stem.tex``, headed by the data note and what was not run."""
-    stem = Path(stem)
+    """Write ``stem.md`` and ``stem.tex`` (:func:`~urbanmoe.report.tables.write_comparison`),
+    headed by the data note and what was not run."""
     shown = pd.DataFrame({
         "Row": pvr["label"],
         "Metric": [tb.metric_label(*m.rsplit("_", 1)) for m in pvr["metric"]],
@@ -204,14 +204,8 @@ def write_published_vs_reproduced(pvr: pd.DataFrame, stem: Path | str, title: st
             f"{tb.mean_std(r.reproduced_mean, r.reproduced_std)} (n={r.n_seeds})"
             for r in pvr.itertuples()],
         "Reproduced − published": ["" if pd.isna(d) else f"{d:+.4f}" for d in pvr["difference"]]})
-    missing = dict.fromkeys(pvr.loc[pvr["status"] == "not run", "label"])
-    miss = "Not run yet: " + (", ".join(missing) if missing else "none") + "."
-    note = pvr.attrs.get("note", "")
-    md = tb.to_markdown(shown)
-    write_text(stem.with_suffix(".md"), f"# {title}\n\n{note}\n\n{miss}\n\n{md}\n")
-    body = "\n\n".join(tb.tex_escape(p) for p in [note, miss])
-    tex = tb.to_latex(shown, title, label=f"tab:{stem.name}")
-    write_text(stem.with_suffix(".tex"), f"% {title}\n{body}\n\n{tex}")
+    missing = pvr.loc[pvr["status"] == "not run", "label"].tolist()
+    tb.write_comparison(shown, stem, title, pvr.attrs.get("note", ""), missing)
 
 
 def write_summary(summary: pd.DataFrame, path: Path | str) -> None:
