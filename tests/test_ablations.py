@@ -11,10 +11,11 @@ import pytest
 import yaml
 from conftest import notebook_parameters, skip_without_kernel
 
-from urbanmoe.evaluation import ablations as ab
+from urbanmoe.evaluation.ablations import ablation_summary, collect_ablations
 from urbanmoe.evaluation.aggregate import collect
-from urbanmoe.evaluation.palette import save_figure
 from urbanmoe.paper_items import ITEMS
+from urbanmoe.report import ablations as ab
+from urbanmoe.report.palette import save_figure
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS = ["carbon", "population", "light"]
@@ -111,7 +112,7 @@ def _expected(base: float, task: int, metric: str = "r2") -> tuple[float, float]
 
 
 def test_table3_presets_order_stats_and_not_run(abl_root: Path) -> None:
-    df = ab.collect_ablations(abl_root, "SH", "random")
+    df = collect_ablations(abl_root, "SH", "random")
     assert len(df) == 3 * len(RUNS) and set(df["seed"]) == {0, 1, 2}
     t3 = ab.table3(df)
     assert list(t3["Configuration"]) == [r.label for r in ITEMS["table3"].rows]  # paper order
@@ -132,7 +133,7 @@ def test_table3_presets_order_stats_and_not_run(abl_root: Path) -> None:
     assert row.loc["shared_dual", "n_seeds"] == 0
     assert np.isnan(row.loc["shared_dual", "avg_r2_mean"])
     assert (row.drop(index="shared_dual")["n_seeds"] == 3).all()
-    other = ab.ablation_summary(df).query("study == 'other'")
+    other = ablation_summary(df).query("study == 'other'")
     assert list(other["setting"]) == ["odd-label-b", "urbanmoe@model.expert_hidden=64"]
 
 
@@ -144,7 +145,7 @@ def test_table5_allocations() -> None:
 
 
 def test_table4_with_and_without_baselines(abl_root: Path, t2_root: Path) -> None:
-    df = ab.collect_ablations(abl_root, "SH", "random")
+    df = collect_ablations(abl_root, "SH", "random")
     t4 = ab.table4(df, collect([t2_root])).set_index("setting")
     assert list(t4.index) == [r.key for r in ITEMS["table4"].rows]
     assert t4.loc["no_poi", "light_mae_mean"] == pytest.approx(_expected(0.52, 2, "mae")[0])
@@ -159,7 +160,7 @@ def test_table4_with_and_without_baselines(abl_root: Path, t2_root: Path) -> Non
 
 
 def test_empty_root_is_all_not_run(tmp_path: Path) -> None:
-    df = ab.collect_ablations(tmp_path / "nothing", "SH", "random")
+    df = collect_ablations(tmp_path / "nothing", "SH", "random")
     assert df.empty
     assert (ab.table3(df)["Note"] == "not run").all()
     assert (ab.table4(df)["Note"] == "not run").all()
@@ -172,7 +173,7 @@ def test_figure3_config_values_and_band(abl_root: Path, tmp_path: Path) -> None:
     # labelled d_r=8 but its config says d_r=10: it is plotted at 10
     for seed in range(3):
         _write_run(root, "urbanmoe@model.d_r=8", seed, 0.55, config={"d_r": 10})
-    df = ab.collect_ablations(root, "SH", "random")
+    df = collect_ablations(root, "SH", "random")
     fig = ab.figure3(df, "SH", [2, 4, 6, 8, 10], None)
     ax_a, ax_b = fig.axes[:2]
     assert "SH" in ax_a.get_title() and ax_a.get_xlabel() == "region embedding size d_r"
@@ -195,7 +196,7 @@ def test_figure3_config_values_and_band(abl_root: Path, tmp_path: Path) -> None:
 
 
 def test_published_vs_reproduced(abl_root: Path, tmp_path: Path) -> None:
-    df = ab.collect_ablations(abl_root, "SH", "random")
+    df = collect_ablations(abl_root, "SH", "random")
     pub3 = pd.read_csv(REPO / "paper/published_table3.csv")
     pvr = ab.published_vs_reproduced(ab.table3(df), pub3, "SH", NOTE)
     row = pvr.set_index(["setting", "metric"]).loc[("all_three", "avg_r2")]
@@ -219,7 +220,7 @@ def test_published_vs_reproduced(abl_root: Path, tmp_path: Path) -> None:
 
 
 def test_write_table_checkmarks(abl_root: Path, tmp_path: Path) -> None:
-    t3 = ab.table3(ab.collect_ablations(abl_root, "SH", "random"))
+    t3 = ab.table3(collect_ablations(abl_root, "SH", "random"))
     ab.write_table(t3, tmp_path / "table3", "Table 3")
     tex = (tmp_path / "table3.tex").read_text()
     assert r"$\checkmark$" in tex and "✓" not in tex
@@ -291,7 +292,7 @@ def test_a_new_ablation_row_is_one_paper_item_entry(monkeypatch: pytest.MonkeyPa
                                  label: ({"use_region": False, "d_r": 4}, 0.33)}.items():
         for seed in range(3):
             _write_run(root, name, seed, base, config=config)
-    t4 = ab.table4(ab.collect_ablations(root, "SH", "random"))
+    t4 = ab.table4(collect_ablations(root, "SH", "random"))
     new = t4.set_index("setting").loc["no_region_dr4"]
     assert new["label"] == "w/o Region, d_r = 4" and new["n_seeds"] == 3
     assert new["carbon_r2_mean"] == pytest.approx(_expected(0.33, 0)[0])

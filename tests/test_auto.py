@@ -14,8 +14,8 @@ import pytest
 from conftest import tabular_city
 
 from urbanmoe.config import load_config
-from urbanmoe.evaluation.maps import write_predictions
 from urbanmoe.evaluation.run import train_run
+from urbanmoe.report.maps import write_predictions
 from urbanmoe.training.auto import choose, cross_fitted_r2
 
 FAST = ["model.name=auto", "train.max_epochs=15", "train.patience=4", "model.expert_hidden=16",

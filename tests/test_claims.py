@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from urbanmoe.cli import main
-from urbanmoe.evaluation.claims import (
+from urbanmoe.report.claims import (
     ablation_claims,
     check_claims,
     routing_claims,

@@ -18,6 +18,7 @@ from urbanmoe.evaluation import experts as ex
 from urbanmoe.evaluation import sparsity as sp
 from urbanmoe.evaluation.run import train_run
 from urbanmoe.models.layout import ExpertLayout
+from urbanmoe.report import expert_figures as figs
 
 REPO = Path(__file__).resolve().parents[1]
 # 3 tasks, 2 specific + 1 dual per pair + 2 shared: E = 11 experts, M = 6 eligible per task
@@ -95,7 +96,7 @@ def test_sparsity_counts_match_routing(runs: dict[float, Path], eps: float) -> N
 
 def test_sparsity_files_and_caption(runs: dict[float, Path], tmp_path: Path) -> None:
     r = ex.load_routing(runs[HIGH_EPS])
-    sp.write_sparsity(sp.sparsity_table(r), tmp_path / "sparsity", r, "toy")
+    figs.write_sparsity(sp.sparsity_table(r), tmp_path / "sparsity", r, "toy")
     md = (tmp_path / "sparsity.md").read_text()
     assert "masks afterwards" in md and f"ε = {HIGH_EPS:g}" in md and "2·d_in·h + 2·h·o" in md
     csv = pd.read_csv(tmp_path / "sparsity.csv")
@@ -121,8 +122,8 @@ def test_tsne_is_deterministic(runs: dict[float, Path]) -> None:
 
 def test_figures_written(runs: dict[float, Path], tmp_path: Path) -> None:
     r = ex.load_routing(runs[HIGH_EPS])
-    w = sp.write_figure5(r, tmp_path, "toy")
-    ex.write_figure4(r, tmp_path, n_points=6, seed=0, note="toy")
+    w = figs.write_figure5(r, tmp_path, "toy")
+    figs.write_figure4(r, tmp_path, n_points=6, seed=0, note="toy")
     for name in ("figure4.png", "figure4.pdf", "figure5.png", "figure5.pdf"):
         assert (tmp_path / name).stat().st_size > 1000, name
     import matplotlib.image
@@ -138,7 +139,7 @@ def test_figure5_marks_experts_zeroed_everywhere(runs: dict[float, Path]) -> Non
     gates[r.branches[0]][:, 0, 1] = 0.0  # carbon's 2nd specific expert: never kept
     dead = dataclasses.replace(r, gates=gates)
     w = sp.router_weights(dead)
-    fig = sp.figure5(w, dead)
+    fig = figs.figure5(w, dead)
     marks = [line for ax in fig.axes for line in ax.get_lines() if line.get_marker() == "x"]
     assert len(marks) == 1 and list(marks[0].get_xdata()) == [1]
     assert "zeroed everywhere: 1/6" in " ".join(t.get_text() for t in fig.axes[0].texts)

@@ -15,9 +15,9 @@ from conftest import tabular_city
 from urbanmoe.config import load_config
 from urbanmoe.data.splits import kfold_split
 from urbanmoe.evaluation.aggregate import collect, summarize
-from urbanmoe.evaluation.maps import write_predictions
 from urbanmoe.evaluation.run import train_run
-from urbanmoe.evaluation.tables import table2
+from urbanmoe.report.maps import write_predictions
+from urbanmoe.report.tables import table2
 
 FAST = ["train.max_epochs=15", "train.patience=4", "model.expert_hidden=16",
         "model.expert_out=8", "model.head_hidden=8"]

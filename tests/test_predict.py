@@ -17,8 +17,8 @@ from shapely.geometry import box
 from urbanmoe.cli import main
 from urbanmoe.config import load_config
 from urbanmoe.data.table import load_dataset
-from urbanmoe.evaluation.maps import write_predictions
 from urbanmoe.evaluation.run import train_run
+from urbanmoe.report.maps import write_predictions
 
 FAST = ["train.max_epochs=20", "train.patience=5", "model.expert_hidden=16",
         "model.expert_out=8", "model.head_hidden=8"]

@@ -11,9 +11,9 @@ import pytest
 from conftest import write_dataset
 
 from urbanmoe.config import load_config, schema
-from urbanmoe.evaluation import tables
 from urbanmoe.evaluation.aggregate import collect
 from urbanmoe.evaluation.run import train_run
+from urbanmoe.report import tables
 from urbanmoe.training import registry
 
 FAST = ["train.max_epochs=30", "train.patience=5", "baselines.ssl_epochs=2",

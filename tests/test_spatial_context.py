@@ -13,13 +13,13 @@ import torch
 from urbanmoe.config import load_config
 from urbanmoe.data.splits import block_ids, project_km
 from urbanmoe.data.table import load_dataset
-from urbanmoe.evaluation.spatial import best_knn, difference_figure, spatial_table
 from urbanmoe.features.spatial_lag import (
     TRANSDUCTIVE_NOTE,
     lag_columns,
     lag_features,
     neighbours,
 )
+from urbanmoe.report.spatial import best_knn, difference_figure, spatial_table
 from urbanmoe.training import ensemble, registry
 from urbanmoe.training.baselines.spatial import (
     fit_predict_knn,

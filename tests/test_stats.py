@@ -15,8 +15,8 @@ from conftest import notebook_parameters, skip_without_kernel, write_dataset
 
 from urbanmoe.data import stats
 from urbanmoe.data.table import DataError, RegionDataset, load_dataset
-from urbanmoe.evaluation.palette import CATEGORY_COLOURS, OKABE_ITO
 from urbanmoe.report import dataset_stats
+from urbanmoe.report.palette import CATEGORY_COLOURS, OKABE_ITO
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared/paper"

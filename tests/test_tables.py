@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from conftest import notebook_parameters, skip_without_kernel
 
-from urbanmoe.evaluation import tables
 from urbanmoe.evaluation.aggregate import collect
+from urbanmoe.report import tables
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared/paper"

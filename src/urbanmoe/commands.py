@@ -52,7 +52,7 @@ def cmd_import_urbanclip(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
 
 def cmd_claims(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.evaluation.claims import write_claims
+    from urbanmoe.report.claims import write_claims
 
     if not args.figures.is_dir():
         raise InputError(f"--figures {args.figures}: no such folder (the generated tables)")
@@ -166,7 +166,7 @@ def _print_run(metrics: dict[str, Any], run_dir: Path) -> None:
 
 
 def cmd_predict(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.evaluation.maps import write_predictions
+    from urbanmoe.report.maps import write_predictions
 
     summary = write_predictions(args.runs, args.dataset, args.out, args.maps,
                                 Path(cfg["features"]["cache_dir"]), progress=not args.quiet)
@@ -180,7 +180,7 @@ def cmd_predict(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
 
 def cmd_spatial_report(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.evaluation.spatial import write_spatial_report
+    from urbanmoe.report.spatial import write_spatial_report
 
     for path in write_spatial_report(args.runs, args.transfer, args.out):
         print(path)

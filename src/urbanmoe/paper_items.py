@@ -6,7 +6,7 @@ experiment mirrors its runs. An item with rows (Tables 3-5) lists them as :class
 a stable key, the label printed in our table, the key columns of its published row, and the
 settings of its run as named config overrides. The variants the workflow trains
 (``evaluation/experiments.py``), the rule targets and artifact lists (``urbanmoe.workflow``),
-the rows of the tables and their published slots (``evaluation/ablations.py``) and the claims
+the rows of the tables and their published slots (``report/ablations.py``) and the claims
 all read from here, so adding an ablation row is one :class:`Row` in one item.
 
 From a row of the paper to its code, e.g. Table 3's "Special + Dual": ``grep -rn specific_dual``

@@ -1,4 +1,4 @@
-"""Figure 4 of the paper (Appendix D.1: t-SNE of expert outputs) and the routing loader.
+"""The routing loader and Figure 4's data (Appendix D.1: t-SNE of expert outputs).
 
 Figure 4 and Figure 5 (``sparsity.py``) read ONE UrbanMoE run folder (``routing.npz``,
 ``metrics.json``, ``config.yaml``; written by ``urbanmoe.training.folds``).  For a model
@@ -13,7 +13,8 @@ key (``"all"`` for the multi-task model) and branch b, ``routing.npz`` holds on 
 
 Figure 4 embeds, per task and branch, the outputs of the experts the task may use and its
 fused output (both o-dimensional, so they share one t-SNE) for a reproducible subsample of
-test regions, coloured by expert category.
+test regions, coloured by expert category.  The figures are drawn by
+``urbanmoe.report.expert_figures``.
 """
 
 from __future__ import annotations
@@ -25,14 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from matplotlib.figure import Figure
 
 from urbanmoe.errors import RunError
-from urbanmoe.evaluation.palette import CATEGORY_COLOURS, save_figure, use_agg
 
-__all__ = ["CATEGORIES", "CATEGORY_NAMES", "Routing", "eligibility", "expert_tsne", "figure4",
-           "load_routing", "save_figure", "short_labels", "subsample", "tsne_embed",
-           "write_figure4"]
+__all__ = ["CATEGORIES", "CATEGORY_NAMES", "Routing", "eligibility", "expert_tsne", "load_routing",
+           "short_labels", "subsample", "tsne_embed"]
 
 #: Categories in drawing / legend order; "fused" is the weighted output ũ_τ of Eq. 6.
 CATEGORIES = ("specific", "dual", "shared", "fused")
@@ -192,43 +190,3 @@ def expert_tsne(r: Routing, n_points: int = 150, seed: int = 0,
                 "expert": np.concatenate([np.repeat(experts, len(idx)), np.full(len(idx), -1)]),
                 "region": np.tile(idx, len(experts) + 1), "x": xy[:, 0], "y": xy[:, 1]}))
     return pd.concat(frames, ignore_index=True)
-
-
-def figure4(points: pd.DataFrame, r: Routing, note: str = "") -> Figure:
-    """t-SNE panels per task (rows) and branch (columns), coloured by expert category."""
-    use_agg()
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(r.tasks), len(r.branches), squeeze=False, layout="constrained",
-                             figsize=(5.0 * len(r.branches), 4.3 * len(r.tasks) + 1.0))
-    n = points["region"].nunique()
-    for i, task in enumerate(r.tasks):
-        for j, b in enumerate(r.branches):
-            ax, d = axes[i, j], points[(points["task"] == task) & (points["branch"] == b)]
-            for cat in CATEGORIES:
-                c = d[d["category"] == cat]
-                fused = cat == "fused"
-                ax.scatter(c["x"], c["y"], s=16 if fused else 7, alpha=0.9 if fused else 0.75,
-                           color=CATEGORY_COLOURS[cat], edgecolors="black" if fused else "none",
-                           linewidths=0.3, label=CATEGORY_NAMES[cat])
-            ax.set_title(f"({chr(97 + i * len(r.branches) + j)}) {task}: {b} branch", fontsize=10)
-            ax.set_xlabel("t-SNE 1 (arbitrary units)")
-            ax.set_ylabel("t-SNE 2 (arbitrary units)")
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=CATEGORY_COLOURS[k],
-                          markeredgecolor="black" if k == "fused" else "none",
-                          label=CATEGORY_NAMES[k]) for k in CATEGORIES]
-    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=9, frameon=False)
-    o = next(iter(r.experts.values())).shape[-1]
-    fig.suptitle(f"Figure 4: t-SNE of expert outputs E_m(z) and fused outputs ũ_τ (both {o}-d) "
-                 f"for {n} test regions\n{r.describe()}" + (f" — {note}" if note else ""),
-                 fontsize=10)
-    return fig
-
-
-def write_figure4(r: Routing, out_dir: Path | str, n_points: int = 150, seed: int = 0,
-                  note: str = "", threads: int | None = 1,
-                  max_iter: int = 1000) -> pd.DataFrame:
-    """Figure 4 as ``out_dir/figure4.{png,pdf}``; returns the t-SNE coordinates."""
-    points = expert_tsne(r, n_points, seed, threads, max_iter)
-    save_figure(figure4(points, r, note), Path(out_dir) / "figure4")
-    return points

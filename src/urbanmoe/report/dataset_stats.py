@@ -18,16 +18,8 @@ import pandas as pd
 
 from urbanmoe.data.stats import IMAGE_NOTE, coverage_box, modalities, region_sample
 from urbanmoe.data.table import RegionDataset
-from urbanmoe.evaluation.palette import BLUE, save_figure, use_agg
-from urbanmoe.evaluation.tables import (
-    DATASET_ORDER,
-    is_synthetic,
-    tex_escape,
-    to_latex,
-    to_markdown,
-    write_table,
-)
-from urbanmoe.io import write_text
+from urbanmoe.report.palette import BLUE, save_figure, use_agg
+from urbanmoe.report.tables import DATASET_ORDER, is_synthetic, write_comparison, write_table
 
 
 def _order(name: str) -> tuple[int, str]:
@@ -145,12 +137,9 @@ def write_table1(datasets: Sequence[RegionDataset], out_dir: Path,
     write_table(table, out_dir / "table1",
                 f"Table 1: multimodal urban region profiling dataset statistics. {note}")
     if published is not None:
-        shown = published_vs_reproduced_table1(table, pd.read_csv(published))
-        title = "Published vs reproduced: Table 1"
-        stem = out_dir / "published_vs_reproduced_table1"
-        write_text(stem.with_suffix(".md"), f"# {title}\n\n{note}\n\n{to_markdown(shown)}\n")
-        write_text(stem.with_suffix(".tex"), f"% {title}\n{tex_escape(note)}\n\n"
-                    + to_latex(shown, title, label=f"tab:{stem.name}"))
+        write_comparison(published_vs_reproduced_table1(table, pd.read_csv(published)),
+                         out_dir / "published_vs_reproduced_table1",
+                         "Published vs reproduced: Table 1", note)
     return table
 
 

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from urbanmoe.data.table import ID, DataError, RegionDataset
-from urbanmoe.evaluation.palette import save_figure, use_agg
 from urbanmoe.io import atomic_path, write_text
+from urbanmoe.report.palette import save_figure, use_agg
 
 WGS84 = "EPSG:4326"
 

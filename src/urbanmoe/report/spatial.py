@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 
 from urbanmoe.evaluation.aggregate import collect
-from urbanmoe.evaluation.palette import colours, save_figure, use_agg
-from urbanmoe.evaluation.tables import display_name, mean_std, write_table
 from urbanmoe.features.spatial_lag import TRANSDUCTIVE_NOTE
+from urbanmoe.report.palette import colours, save_figure, use_agg
+from urbanmoe.report.tables import display_name, mean_std, write_table
 
 KNN_MODELS = ("knn", "knn_tuned")
 CONTEXT_LABEL = {"lag=context": "lag in z", "lag=branch": "lag as a branch",

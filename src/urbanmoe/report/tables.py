@@ -4,6 +4,9 @@ Tables are derived from :func:`urbanmoe.evaluation.aggregate.collect`. A table D
 two kinds of columns: snake_case ones (``dataset``, ``carbon_r2_mean``...; numeric, written to
 CSV) and display ones (``Model``, ``Carbon R²`` as "0.7872 ± 0.0082"...; written to Markdown
 and LaTeX).
+
+:func:`write_table` writes every table (CSV, Markdown, LaTeX); :func:`write_comparison` writes
+every published-vs-reproduced table (Tables 1-4; Markdown and LaTeX).
 """
 
 from __future__ import annotations
@@ -203,6 +206,26 @@ def write_table(df: pd.DataFrame, stem: Path, caption: str) -> None:
     write_text(stem.with_suffix(".tex"), to_latex(df, caption, label=f"tab:{stem.name}"))
 
 
+def write_comparison(rows: pd.DataFrame, stem: Path | str, title: str, note: str = "",
+                     missing: Sequence[str] | None = None) -> None:
+    """Write a published-vs-reproduced table (Tables 1-4) as ``stem.md`` and ``stem.tex``.
+
+    Both files open with ``title`` and the paragraphs ``note`` (what the reproduction ran on)
+    and, when ``missing`` is given, "Not run yet: ..." (its names once each, or "none"); then
+    ``rows``' display columns as a table (:func:`to_markdown`, :func:`to_latex`).
+    """
+    stem = Path(stem)
+    paragraphs = [note] if note else []
+    if missing is not None:
+        names = list(dict.fromkeys(missing))
+        paragraphs.append("Not run yet: " + (", ".join(names) if names else "none") + ".")
+    md = "".join(f"{p}\n\n" for p in paragraphs)
+    tex = "".join(f"{tex_escape(p)}\n\n" for p in paragraphs)
+    write_text(stem.with_suffix(".md"), f"# {title}\n\n{md}{to_markdown(rows)}\n")
+    write_text(stem.with_suffix(".tex"), f"% {title}\n{tex}"
+               + to_latex(rows, title, label=f"tab:{stem.name}"))
+
+
 def is_synthetic(dataset_dir: str) -> bool:
     """Whether a dataset folder holds the embedded synthetic benchmark (not real data)."""
     spec = Path(dataset_dir) / "dataset.yaml"
@@ -296,18 +319,12 @@ def _pvr_display(df: pd.DataFrame) -> pd.DataFrame:
 
 def write_published_vs_reproduced(df: pd.DataFrame, stem: Path,
                                   note: str | None = None) -> None:
-    """Write ``stem.md`` and ``stem.tex`` for Table 2, headed by what the data was.
+    """Write ``stem.md`` and ``stem.tex`` for Table 2 (:func:`write_comparison`), headed by what
+    the data was.
 
     ``note`` defaults to the header :func:`published_vs_reproduced` put in ``df.attrs``.
     """
-    stem, note = Path(stem), note or df.attrs.get("note", "")
-    shown = _pvr_display(df)
-    missing = dict.fromkeys(f"{m} ({d})" for d, m, s in df[["dataset", "model", "status"]]
-                            .itertuples(index=False) if s == "not run")
-    title = "Published vs reproduced: Table 2"
-    miss = "Not run yet: " + (", ".join(missing) if missing else "none") + "."
-    write_text(stem.with_suffix(".md"),
-           f"# {title}\n\n{note}\n\n{miss}\n\n{to_markdown(shown)}\n")
-    body = "\n\n".join(tex_escape(p) for p in [note, miss])
-    write_text(stem.with_suffix(".tex"), f"% {title}\n{body}\n\n"
-           + to_latex(shown, title, label=f"tab:{stem.name}"))
+    missing = [f"{m} ({d})" for d, m, s in df[["dataset", "model", "status"]]
+               .itertuples(index=False) if s == "not run"]
+    write_comparison(_pvr_display(df), stem, "Published vs reproduced: Table 2",
+                     note or df.attrs.get("note", ""), missing)
