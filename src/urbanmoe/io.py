@@ -138,7 +138,7 @@ def check_writable(path: Path, flag: str) -> None:
         base = base.parent
     if not base.is_dir():
         raise InputError(f"{flag} {path}: {base} is a file, not a folder")
-    if path.is_dir() and path.exists() and not os.access(path, os.W_OK):
+    if path.is_dir() and not os.access(path, os.W_OK):
         raise InputError(f"{flag} {path}: the folder is not writable")
     try:
         probe = tempfile.mkdtemp(prefix=".urbanmoe-probe-", dir=base)

@@ -68,11 +68,6 @@ class Item:
     curves: tuple[str, ...] = ()  # Figure 3: model.<key> varied over experiments.<key>
     models: tuple[str, ...] = ()  # Table 2: the paper's models (model.name), in its row order
 
-    @property
-    def caption(self) -> str:
-        """One line for reports: the title and where it is in the paper."""
-        return f"{self.title} (paper: {self.section})."
-
     def row(self, key: str) -> Row:
         """The row called ``key``."""
         for r in self.rows:
@@ -155,14 +150,10 @@ ITEMS: dict[str, Item] = {item.name: item for item in (
 #: What the ablations notebook writes beside its items: every study's groups as one CSV.
 ABLATIONS_SUMMARY = "ablations_summary.csv"
 
-def items_of(notebook: str) -> list[Item]:
-    """The items one notebook draws, in declaration order."""
-    return [item for item in ITEMS.values() if item.notebook == notebook]
-
-
 def outputs_of(notebook: str) -> list[str]:
-    """Every file (under ``paper_figures/``) the notebook writes."""
-    files = [f for item in items_of(notebook) for f in item.outputs]
+    """Every file (under ``paper_figures/``) the notebook writes, its items' in declaration
+    order."""
+    files = [f for item in ITEMS.values() if item.notebook == notebook for f in item.outputs]
     if notebook == "ablations.ipynb":
         files.append(ABLATIONS_SUMMARY)
     return list(dict.fromkeys(files))

@@ -21,6 +21,8 @@ Config = dict[str, Any]
 FIGURES = "paper_figures"
 #: Models whose training depends on model.* only: a change of baselines.* does not rerun them.
 URBANMOE_MODELS = ("urbanmoe", "urbanmoe_st", "urbanmoe_dense")
+#: The MLflow experiments of the paper items (for the track rule's wildcard).
+paper_experiments = experiments
 #: Config sections whose change reruns a training job.
 TRAINING_SECTIONS = ("features", "split", "model", "train", "spatial")
 
@@ -132,11 +134,6 @@ def experiment_runs(cfg: Config, experiment: str) -> list[str]:
     if any(i.curves for i in items):
         labels += [v for curve in figure3_variants(cfg).values() for v in curve.values()]
     return _ablations(cfg, labels)
-
-
-def paper_experiments() -> list[str]:
-    """The MLflow experiments of the paper items."""
-    return experiments()
 
 
 def spatial_experiments(cfg: Config) -> list[str]:

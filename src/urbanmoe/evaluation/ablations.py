@@ -12,6 +12,7 @@ three types" row, Table 4's "UrbanMoE" row and the default point of both Figure 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,10 +94,15 @@ def collect_ablations(root: Path | str, dataset: str, split: str) -> pd.DataFram
 
 def paper_defaults() -> dict:
     """The full model's settings as the schema's defaults give them (the paper's)."""
+    return dict(_schema_settings())
+
+
+@functools.cache
+def _schema_settings() -> tuple[tuple[str, object], ...]:
     from urbanmoe.config import validate
 
     model = validate({}, "(defaults)")["model"]
-    return {k: model[k] for k in SETTINGS}
+    return tuple((k, model[k]) for k in SETTINGS)
 
 
 def reference(df: pd.DataFrame) -> dict:

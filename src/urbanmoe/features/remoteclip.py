@@ -132,10 +132,12 @@ def to_rgb_image(tile: np.ndarray, source: Path | str = "image tile") -> Image.I
 
 class _RemoteCLIP:
     """Shared settings, lazy model loading and identity of the two encoders; each is one tower
-    over one column of the dataset (``items``), a batch of which ``embed`` encodes."""
+    over one column of the dataset (the ``attribute`` of ``RegionDataset`` holding it), a batch
+    of which ``embed`` encodes."""
 
     modality = ""
     column = ""
+    attribute = ""
     unit = ""
 
     def __init__(self, arch: str = "ViT-B-32", checkpoint: str | Path | None = None,
@@ -171,64 +173,48 @@ class _RemoteCLIP:
             self._loaded = load_remoteclip(self.arch, self.checkpoint, self.device)
         return self._loaded
 
-    def _run(self, n: int, batch: Callable[[range], torch.Tensor], desc: str,
-             unit: str, progress: bool) -> np.ndarray:
-        """Apply ``batch`` to index ranges of ``batch_size``; stack the L2-normalised rows."""
+    def embed(self, items: list[Any], idx: range) -> torch.Tensor:
+        """Raw embeddings of ``items[i]`` for ``i`` in ``idx`` (one tower)."""
+        raise NotImplementedError
+
+    def encode(self, ds: RegionDataset, progress: bool = True) -> np.ndarray:
+        """L2-normalised embeddings of every region's item, in batches of ``batch_size``."""
+        items = getattr(ds, self.attribute)
+        if items is None:
+            raise DataError(f"{ds.table_path}: column {self.column!r}: missing; "
+                            f"no {self.modality} modality")
         out = []
-        with torch.inference_mode(), tqdm(total=n, desc=desc, unit=unit,
+        with torch.inference_mode(), tqdm(total=len(items), unit=self.unit,
+                                          desc=f"{ds.name} {self.modality} remoteclip",
                                           disable=not progress) as bar:
-            for start in range(0, n, self.batch_size):
-                idx = range(start, min(start + self.batch_size, n))
-                z = batch(idx).float()
+            for start in range(0, len(items), self.batch_size):
+                idx = range(start, min(start + self.batch_size, len(items)))
+                z = self.embed(items, idx).float()
                 out.append(torch.nn.functional.normalize(z, dim=-1).cpu().numpy())
                 bar.update(len(idx))
         return np.concatenate(out).astype(np.float32)
 
 
-    def items(self, ds: RegionDataset) -> list[Any] | None:
-        raise NotImplementedError
-
-    def embed(self, model: Any, preprocess: Any, tokenizer: Any, items: list[Any], idx: range,
-              dev: torch.device) -> torch.Tensor:
-        raise NotImplementedError
-
-    def encode(self, ds: RegionDataset, progress: bool = True) -> np.ndarray:
-        items = self.items(ds)
-        if items is None:
-            raise DataError(f"{ds.table_path}: column {self.column!r}: missing; "
-                            f"no {self.modality} modality")
-        model, preprocess, tokenizer = self._model()
-        dev = next(model.parameters()).device
-        return self._run(len(items),
-                         lambda idx: self.embed(model, preprocess, tokenizer, items, idx, dev),
-                         f"{ds.name} {self.modality} remoteclip", self.unit, progress)
-
-
 class RemoteCLIPImageEncoder(_RemoteCLIP):
     """e_i = F_I(i) of Section 2.3.1: RemoteCLIP's image tower on each tile's RGB bands."""
 
-    modality, column, unit = "image", "image_path", "tile"
+    modality, column, attribute, unit = "image", "image_path", "image_paths", "tile"
 
-    def items(self, ds: RegionDataset) -> list[Any] | None:
-        return ds.image_paths
-
-    def embed(self, model: Any, preprocess: Any, tokenizer: Any, items: list[Any], idx: range,
-              dev: torch.device) -> torch.Tensor:
+    def embed(self, items: list[Any], idx: range) -> torch.Tensor:
+        model, preprocess, _ = self._model()
         x = torch.stack([preprocess(to_rgb_image(read_tile(items[i]), items[i])) for i in idx])
-        return model.encode_image(x.to(dev))
+        return model.encode_image(x.to(next(model.parameters()).device))
 
 
 class RemoteCLIPTextEncoder(_RemoteCLIP):
     """e_t = F_T(t) of Section 2.3.3: RemoteCLIP's text tower (context length truncation)."""
 
-    modality, column, unit = "text", "text", "text"
+    modality, column, attribute, unit = "text", "text", "texts", "text"
 
-    def items(self, ds: RegionDataset) -> list[Any] | None:
-        return ds.texts
-
-    def embed(self, model: Any, preprocess: Any, tokenizer: Any, items: list[Any], idx: range,
-              dev: torch.device) -> torch.Tensor:
-        return model.encode_text(tokenizer([items[i] for i in idx]).to(dev))
+    def embed(self, items: list[Any], idx: range) -> torch.Tensor:
+        model, _, tokenizer = self._model()
+        return model.encode_text(tokenizer([items[i] for i in idx]).to(
+            next(model.parameters()).device))
 
 
 def _settings(settings: Mapping[str, Any], modality: str) -> dict[str, Any]:

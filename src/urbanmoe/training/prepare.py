@@ -84,7 +84,8 @@ def labelled_split(ds: RegionDataset, sp: dict[str, Any], seed: int, fold: int =
     """``split.*`` over the labelled regions (at least one target observed); under ``kfold``,
     fold ``fold``. An unlabelled region is in no part: never trained on or scored, predicted
     by ``urbanmoe predict``."""
-    rows = np.flatnonzero(np.isfinite(ds.targets()).any(axis=1))
+    y = ds.targets()
+    rows = np.flatnonzero(np.isfinite(y).any(axis=1))
     if len(rows) < 3 * MIN_PART_REGIONS:
         raise DataError(f"{ds.table_path}: {len(rows)} labelled region(s); a split needs at "
                         f"least {3 * MIN_PART_REGIONS} ({MIN_PART_REGIONS} per part)")
@@ -98,19 +99,18 @@ def labelled_split(ds: RegionDataset, sp: dict[str, Any], seed: int, fold: int =
                         f"{'/'.join(map(str, sizes))} into train/val/test under split.kind "
                         f"{sp['kind']}; each part needs at least {MIN_PART_REGIONS} (more "
                         "regions, or other split.fractions or split.folds)")
-    check_labels(ds, split, f"split.kind {sp['kind']}" + (
+    check_labels(ds, y, split, f"split.kind {sp['kind']}" + (
         f" fold {fold} of {sp['folds']}" if sp["kind"] == "kfold" else ""))
     return split
 
 
-def check_labels(ds: RegionDataset, split: Split, what: str) -> None:
+def check_labels(ds: RegionDataset, y: np.ndarray, split: Split, what: str) -> None:
     """Refuse, in one line naming the column, a task with fewer than ``MIN_PART_LABELS``
     labelled regions in any part: a model cannot learn it, or its R² is undefined.
 
     The user decides what to do (add labels, drop the target from ``dataset.yaml``, or change
-    the split); no task is silently left out of the averages.
+    the split); no task is silently left out of the averages. ``y`` is ``ds.targets()``.
     """
-    y = ds.targets()
     for j, task in enumerate(ds.tasks):
         counts = [int(np.isfinite(y[split.part(name), j]).sum()) for name in PARTS]
         if min(counts) < MIN_PART_LABELS:
