@@ -104,7 +104,8 @@ def one_thread_cached_tiles(module: ModuleType) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT_DIR = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT_DIR / "notebooks"
 
 
 def skip_without_kernel() -> None:
@@ -137,7 +138,7 @@ def snakemake_call(work: Path, *args: str) -> tuple[list[str], dict[str, str]]:
     interpreter's Snakemake (its bin folder first on PATH, for the rules' own commands)."""
     import sys
 
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT_DIR
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     return [str(bin_dir / "snakemake"), "-s", str(root / "Snakefile"), "-d", str(work),
@@ -151,7 +152,7 @@ def run_tiny_workflow(work: Path, *args: str) -> str:
     import subprocess
 
     if not (work / "config").exists():
-        shutil.copytree(Path(__file__).resolve().parents[1] / ".test/config", work / "config")
+        shutil.copytree(ROOT_DIR / ".test/config", work / "config")
     cmd, env = snakemake_call(work, *args)
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
@@ -176,6 +177,33 @@ def same_outputs(ours: Path, reference: Path) -> None:
         keep = [c for c in theirs.columns if not re.search(MEASURED, c)]
         assert list(mine.columns) == list(theirs.columns), name
         pd.testing.assert_frame_equal(mine[keep], theirs[keep], obj=name)
+
+
+# The tiny workflow's numbers as recorded (.test/reference/): Table 2 and every ablation row
+# (Tables 3-4, Figure 3). A change that moves them is a change in behaviour; where intended,
+# record them again with `python tests/record_tiny_reference.py RUN_FOLDER` and say why.
+RECORDED = ROOT_DIR / ".test/reference"
+NUMBER_KEYS = {"table2.csv": ["dataset", "model", "split", "n_seeds"],
+               "ablations_summary.csv": ["dataset", "split", "study", "setting", "value",
+                                         "variant", "n_seeds"]}
+
+
+def paper_numbers(run: Path) -> dict[str, pd.DataFrame]:
+    """The keys and every R², RMSE and MAE column of Table 2 and the ablation summary."""
+    out = {}
+    for name, keys in NUMBER_KEYS.items():
+        df = pd.read_csv(run / "paper_figures" / name, keep_default_na=False, na_values=[""])
+        metrics = [c for c in df.columns if re.search(r"_(r2|rmse|mae)_(mean|std)$", c)]
+        out[name] = df[keys + metrics].sort_values(keys, ignore_index=True)
+    return out
+
+
+def same_numbers(run: Path) -> None:
+    """The run's paper numbers equal the recorded ones (to 1e-9 relative: same seed, same
+    numbers on CPU)."""
+    for name, mine in paper_numbers(run).items():
+        recorded = pd.read_csv(RECORDED / name, keep_default_na=False, na_values=[""])
+        pd.testing.assert_frame_equal(mine, recorded, rtol=1e-9, obj=name)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from conftest import write_dataset
+from conftest import same_numbers, write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -39,6 +39,7 @@ def _mlflow_children_once(db: Path, expected: int) -> None:
 def test_tiny_workflow_runs_and_second_call_has_nothing_to_do(tmp_path: Path) -> None:
     shutil.copytree(ROOT / ".test/config", tmp_path / "config")
     _snakemake(tmp_path, "--cores", "2")
+    same_numbers(tmp_path)  # Table 2, Tables 3-4 and Figure 3 as recorded in .test/reference/
     summary = (tmp_path / "results/summary.csv").read_text()
     for model in ("urbanmoe_st", "urbanmoe", "ridge", "mean", "knn", "pca"):
         for split in ("random", "spatial_block"):

@@ -3,6 +3,8 @@ rule synth:
         directory(expand("{root}/{city}", root=DATA, city=config["synth"]["cities"])),
     log:
         "logs/synth.log",
+    benchmark:
+        "results/benchmarks/synth.tsv",
     params:
         root=parent_folder,
         settings=config["synth"],
@@ -23,6 +25,8 @@ rule features:
         directory("data/features/{dataset}"),
     log:
         "logs/features/{dataset}.log",
+    benchmark:
+        "results/benchmarks/features/{dataset}.tsv",
     params:
         settings=config["features"],
     threads: 1
@@ -40,6 +44,8 @@ rule import_urbanclip:
         directory(f"{REAL}/{{city}}"),
     log:
         "logs/import/{city}.log",
+    benchmark:
+        "results/benchmarks/import/{city}.tsv",
     wildcard_constraints:
         city=URBANCLIP_NAMES,
     threads: 1
@@ -60,6 +66,8 @@ rule data_report:
         multiext("results/data_report/{dataset}", ".json", ".md"),
     log:
         "logs/data_report/{dataset}.log",
+    benchmark:
+        "results/benchmarks/data_report/{dataset}.tsv",
     params:
         stem=output_stem,
     threads: 1

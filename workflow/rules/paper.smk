@@ -10,6 +10,8 @@ rule table2:
         notebook="results/notebooks/table2.ipynb",
     log:
         "logs/paper/table2.log",
+    benchmark:
+        "results/benchmarks/paper/table2.tsv",
     params:
         datasets=f"datasets: {wf.yaml_list(DATASETS)}",
         note=data_note,
@@ -36,6 +38,8 @@ rule ablations:
         notebook="results/notebooks/ablations.ipynb",
     log:
         "logs/paper/ablations.log",
+    benchmark:
+        "results/benchmarks/paper/ablations.tsv",
     params:
         dataset=EXP["dataset"],
         split=EXP["split"],
@@ -63,6 +67,8 @@ rule experts:
         notebook="results/notebooks/experts.ipynb",
     log:
         "logs/paper/experts.log",
+    benchmark:
+        "results/benchmarks/paper/experts.tsv",
     params:
         tsne_seed=EXP["tsne_seed"],
         points=EXP["tsne_points"],
@@ -89,6 +95,8 @@ rule dataset_stats:
         notebook="results/notebooks/dataset.ipynb",
     log:
         "logs/paper/dataset.log",
+    benchmark:
+        "results/benchmarks/paper/dataset.tsv",
     params:
         roots=f"dataset_dirs: {wf.yaml_list(all_dataset_dirs())}",
         sample=EXP["dataset"],
@@ -115,6 +123,8 @@ rule claims:
         report("paper_figures/claims.md", caption="../report/claims.rst", category="Claims"),
     log:
         "logs/paper/claims.log",
+    benchmark:
+        "results/benchmarks/paper/claims.tsv",
     params:
         folder=parent_folder_of_input,
     threads: 1

@@ -10,6 +10,8 @@ rule transfer:
         ],
     log:
         "logs/transfer/{pair}/{variant}.log",
+    benchmark:
+        "results/benchmarks/transfer/{pair}/{variant}.tsv",
     wildcard_constraints:
         pair="[^/]+_to_[^/]+",
     params:
@@ -35,6 +37,8 @@ rule spatial_report:
         TRANSFER_ARTIFACTS,
     log:
         "logs/paper/spatial_report.log",
+    benchmark:
+        "results/benchmarks/paper/spatial_report.tsv",
     threads: 1
     resources:
         mem_mb=2000,

@@ -8,6 +8,8 @@ rule track:
         "results/mlflow/{experiment}.json",
     log:
         "logs/track/{experiment}.log",
+    benchmark:
+        "results/benchmarks/track/{experiment}.tsv",
     wildcard_constraints:
         experiment="|".join(EXPERIMENTS + SPATIAL_EXPERIMENTS),
     threads: 1
@@ -28,6 +30,8 @@ rule provenance:
         "paper_figures/provenance.json",
     log:
         "logs/paper/provenance.log",
+    benchmark:
+        "results/benchmarks/paper/provenance.tsv",
     params:
         artifacts=artifact_flags,
     threads: 1

@@ -13,6 +13,8 @@ rule train:
         ],
     log:
         "logs/train/{collection}/{dataset}/{split}/{variant}.log",
+    benchmark:
+        "results/benchmarks/train/{collection}/{dataset}/{split}/{variant}.tsv",
     wildcard_constraints:
         collection="runs|ablations|spatial",
     params:
@@ -42,6 +44,8 @@ rule predict:
         maps=directory("paper_figures/maps/{dataset}/{split}"),
     log:
         "logs/predict/{dataset}/{split}.log",
+    benchmark:
+        "results/benchmarks/predict/{dataset}/{split}.tsv",
     params:
         features=features_override,
     threads: 1
@@ -61,6 +65,8 @@ rule aggregate:
         "results/summary.csv",
     log:
         "logs/aggregate.log",
+    benchmark:
+        "results/benchmarks/aggregate.tsv",
     threads: 1
     resources:
         mem_mb=1000,
