@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 
-from urbanmoe.data.splits import block_ids, project_km
+from urbanmoe.data.geo import km_points
+from urbanmoe.data.splits import block_ids
 from urbanmoe.features.spatial_lag import lag_features
 
 
@@ -30,7 +31,7 @@ def main() -> None:
         coords = np.stack([39.75 + 0.4 * rng.random(n), 116.0 + 0.75 * rng.random(n)], axis=1)
         y = rng.normal(size=(n, 3))
         train = np.sort(rng.permutation(n)[: int(0.6 * n)])
-        xy = project_km(coords)
+        xy = km_points(coords)
         for groups in (None, block_ids(coords, 1.7)):
             times = []
             for _ in range(args.repeat):

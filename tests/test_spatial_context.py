@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from urbanmoe.config import load_config
-from urbanmoe.data.splits import block_ids, project_km
+from urbanmoe.data.geo import km_points
+from urbanmoe.data.splits import block_ids
 from urbanmoe.data.table import load_dataset
 from urbanmoe.features.spatial_lag import (
     TRANSDUCTIVE_NOTE,
@@ -61,7 +62,7 @@ def _scramble(y_log: np.ndarray, rows: np.ndarray, seed: int) -> np.ndarray:
 def test_lag_never_reads_validation_or_test_labels(synth_sh: Path, cache: Path,
                                                    kind: str) -> None:
     prep = _prep(synth_sh, cache, "spatial.lag=context", f"split.kind={kind}")
-    xy = project_km(prep.ds.coords)
+    xy = km_points(prep.ds.coords)
     groups = block_ids(prep.ds.coords, 2.0) if kind == "spatial_block" else None
     base = lag_features(xy, prep.y_log, prep.split.train, 10, groups)
     held_out = np.concatenate([prep.split.val, prep.split.test])
@@ -93,7 +94,7 @@ def test_lag_is_the_weighted_mean_of_the_other_training_labels() -> None:
 def test_group_out_excludes_the_own_block(synth_sh: Path, cache: Path) -> None:
     prep = _prep(synth_sh, cache, "split.kind=spatial_block", "split.block_km=8")
     groups = block_ids(prep.ds.coords, 8.0)  # blocks of about 9 regions
-    xy = project_km(prep.ds.coords)
+    xy = km_points(prep.ds.coords)
     train = prep.split.train
     rows, dist = neighbours(xy, train, groups, 10)
     assert rows.shape == (len(xy), 10) and (np.diff(dist, axis=1) >= 0).all()

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from urbanmoe.data.splits import project_km
+from urbanmoe.data.geo import km_points
 from urbanmoe.data.table import RegionDataset
 from urbanmoe.io import write_json, write_text
 
@@ -96,7 +96,7 @@ def dataset_report(ds: RegionDataset, k: int = 8, fill_share: float = FILL_SHARE
         "modalities": {"image": ds.image_paths is not None, "text": ds.texts is not None,
                        "poi_categories": len(ds.poi_columns), "coords": ds.coords is not None},
         "targets": {}}
-    xy = project_km(ds.coords) if ds.coords is not None else None
+    xy = km_points(ds.coords) if ds.coords is not None else None
     for j, task in enumerate(ds.tasks):
         entry = target_traits(targets[:, j], fill_share)
         if task == "gdp" and "gdp_fill_cells" in source:

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from urbanmoe.data.geo import project_km
 from urbanmoe.errors import ConfigError, DataError
-
-EARTH_RADIUS_KM = 6371.0088
 
 
 @dataclass(frozen=True)
@@ -27,15 +26,6 @@ class Split:
 
     def part(self, name: str) -> np.ndarray:
         return {"train": self.train, "val": self.val, "test": self.test}[name]
-
-
-def project_km(coords: np.ndarray, origin: tuple[float, float] | None = None) -> np.ndarray:
-    """Local equirectangular projection of (N, 2) lat/lon degrees to (N, 2) y/x km."""
-    lat, lon = coords[:, 0], coords[:, 1]
-    lat0, lon0 = origin if origin is not None else (float(lat.mean()), float(lon.mean()))
-    y = np.radians(lat - lat0) * EARTH_RADIUS_KM
-    x = np.radians(lon - lon0) * EARTH_RADIUS_KM * np.cos(np.radians(lat0))
-    return np.stack([y, x], axis=1)
 
 
 def _cuts(n: int, fractions: tuple[float, float, float]) -> tuple[int, int]:
@@ -67,8 +57,10 @@ def kfold_split(n: int, folds: int, fold: int, fractions: tuple[float, float, fl
 
 def block_ids(coords: np.ndarray, block_km: float) -> np.ndarray:
     """Id of the ``block_km`` square block each region's centre falls in."""
-    yx = project_km(coords, origin=(float(coords[:, 0].min()), float(coords[:, 1].min())))
-    cells = np.floor(yx / block_km).astype(np.int64)
+    x, y = project_km(np.asarray(coords, dtype=np.float64),
+                      origin=(float(coords[:, 0].min()), float(coords[:, 1].min())))
+    # (row, column) cells: ids number the blocks row by row, and the split's order follows them
+    cells = np.floor(np.stack([y, x], axis=1) / block_km).astype(np.int64)
     _, ids = np.unique(cells, axis=0, return_inverse=True)
     return ids.reshape(-1)
 

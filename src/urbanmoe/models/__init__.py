@@ -24,7 +24,6 @@ from .region import (
     GridRegionEmbedding,
     LookupRegionEmbedding,
     build_region_embedding,
-    project_km,
 )
 from .router import SparseRouter, sparse_threshold
 from .sme import SMEOutput, SparseMultiExpert
@@ -60,6 +59,5 @@ __all__ = [
     "build_single_task",
     "count_parameters",
     "layout_from_preset",
-    "project_km",
     "sparse_threshold",
 ]

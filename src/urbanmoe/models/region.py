@@ -25,30 +25,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from urbanmoe.data.geo import project_km
+
 __all__ = [
-    "EARTH_RADIUS_KM",
     "FourierRegionEmbedding",
     "GridRegionEmbedding",
     "LookupRegionEmbedding",
     "REGION_EMBEDDING_KINDS",
     "build_region_embedding",
-    "project_km",
 ]
 
-EARTH_RADIUS_KM = 6371.0088
 REGION_EMBEDDING_KINDS = ("lookup", "grid", "smooth_grid", "fourier")
-
-
-def project_km(coords: torch.Tensor, lat0: float, lon0: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Local equirectangular projection of (B, 2) lat/lon degrees around (lat0, lon0).
-
-    Returns (x_km east, y_km north), each (B,), in ``coords``' dtype.
-    """
-    lat, lon = coords[..., 0], coords[..., 1]  # (B,), (B,)
-    k = math.pi / 180.0 * EARTH_RADIUS_KM
-    x = (lon - lon0) * (k * math.cos(math.radians(lat0)))  # (B,)
-    y = (lat - lat0) * k  # (B,)
-    return x, y
 
 
 def _check_coords(coords: torch.Tensor | None, who: str) -> torch.Tensor:
@@ -122,14 +109,14 @@ class GridRegionEmbedding(nn.Module):
         """Grid covering every region: origin = (min lat, min lon), shape from the extent."""
         arr = _as_coords_array(coords_all, cls.__name__)
         lat0, lon0 = float(arr[:, 0].min()), float(arr[:, 1].min())
-        x, y = project_km(torch.from_numpy(arr), lat0, lon0)
+        x, y = project_km(torch.from_numpy(arr), (lat0, lon0))
         n_cols = int(math.floor(float(x.max()) / cell_km)) + 1
         n_rows = int(math.floor(float(y.max()) / cell_km)) + 1
         return cls(d_r, lat0, lon0, cell_km, n_rows, n_cols, **kwargs)
 
     def cell_index(self, coords: torch.Tensor) -> torch.Tensor:
         """coords (B, 2) lat/lon -> flat cell index (B,) long, clamped to the grid."""
-        x, y = project_km(coords.to(torch.float64), self.lat0, self.lon0)  # (B,), (B,)
+        x, y = project_km(coords.to(torch.float64), (self.lat0, self.lon0))  # (B,), (B,)
         col = torch.floor(x / self.cell_km).long().clamp(0, self.n_cols - 1)  # (B,)
         row = torch.floor(y / self.cell_km).long().clamp(0, self.n_rows - 1)  # (B,)
         return row * self.n_cols + col  # (B,)
@@ -159,7 +146,7 @@ class SmoothGridRegionEmbedding(GridRegionEmbedding):
     ) -> torch.Tensor:
         """coords (B, 2) -> (B, d_r) by bilinear interpolation of the four surrounding nodes."""
         coords = _check_coords(coords, type(self).__name__)
-        x, y = project_km(coords.to(torch.float64), self.lat0, self.lon0)  # (B,), (B,)
+        x, y = project_km(coords.to(torch.float64), (self.lat0, self.lon0))  # (B,), (B,)
         gx = (x / self.cell_km).clamp(0, self.n_cols - 1 - 1e-9)  # (B,) node units
         gy = (y / self.cell_km).clamp(0, self.n_rows - 1 - 1e-9)
         c0, r0 = gx.floor().long(), gy.floor().long()
@@ -224,7 +211,7 @@ class FourierRegionEmbedding(nn.Module):
         """coords (B, 2) -> Fourier features (B, 2F)."""
         # project in >= float32 (degrees in half precision would be ~1 km coarse)
         dtype = torch.promote_types(coords.dtype, torch.float32)
-        x, y = project_km(coords.to(dtype), *self.center)  # (B,), (B,)
+        x, y = project_km(coords.to(dtype), self.center)  # (B,), (B,)
         u = torch.stack((x, y), dim=-1) / self.scale_km  # (B, 2)
         phase = 2.0 * math.pi * (u @ self.frequencies.to(dtype).T)  # (B, F)
         feats = torch.cat((torch.sin(phase), torch.cos(phase)), dim=-1)  # (B, 2F)

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from urbanmoe.data.splits import Split, block_ids, make_split, project_km
+from urbanmoe.data.geo import km_points
+from urbanmoe.data.splits import Split, block_ids, make_split
 from urbanmoe.data.table import RegionDataset
 from urbanmoe.errors import DataError
 from urbanmoe.features.base import encoder_settings, modality_features, poi_vector
@@ -75,7 +76,7 @@ def spatial_lag_input(ds: RegionDataset, cfg: dict[str, Any], split: Split,
     if ds.coords is None:
         raise DataError(f"{ds.root}: spatial.lag needs lat/lon columns in the region table")
     s = cfg["spatial"]
-    lag = lag_features(project_km(ds.coords), y_log, split.train, s["lag_k"],
+    lag = lag_features(km_points(ds.coords), y_log, split.train, s["lag_k"],
                        group_out_blocks(ds, cfg["split"]), s["lag_min_km"])
     return _standardise(lag, split.train)
 

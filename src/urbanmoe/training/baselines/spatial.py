@@ -7,7 +7,7 @@ validation split.
 
 Each test region gets the plain average of the labels of its ``k = baselines.knn_k`` nearest
 training regions (uniform weights), per task over the training rows where that task is observed;
-distances are Euclidean in km on a local equirectangular projection (``region.project_km``). It
+distances are Euclidean in km on a local equirectangular projection (``data.geo.project_km``). It
 sees the coordinates only, no image, text or POI input: it measures how much of a target is
 explained by where a region lies. Under a random split the training neighbours of a test region
 are often adjacent to it, so its score shows how much labels leak between neighbours; under a
@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from urbanmoe.data.geo import project_km
 from urbanmoe.errors import DataError
 from urbanmoe.features.spatial_lag import neighbours
-from urbanmoe.models.region import project_km
 from urbanmoe.training.baselines.linear import task_rows
 from urbanmoe.training.prepare import Prepared
 
@@ -37,7 +37,7 @@ def coords_km(prep: Prepared) -> np.ndarray:
         raise DataError(f"kNN on coordinates needs lat/lon; dataset {prep.ds.name} has none")
     ll = torch.as_tensor(np.asarray(prep.ds.coords, dtype=np.float64))  # (N, 2) lat, lon
     lat0, lon0 = (float(v) for v in ll.median(dim=0).values)
-    x, y = project_km(ll, lat0, lon0)
+    x, y = project_km(ll, (lat0, lon0))
     return torch.stack([x, y], dim=1).numpy()
 
 

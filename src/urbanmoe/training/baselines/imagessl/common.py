@@ -20,10 +20,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from urbanmoe.data.geo import project_km
 from urbanmoe.data.tiles import load_tiles
 from urbanmoe.errors import DataError
 from urbanmoe.models.baselines.imagessl.common import generator, spatial_neighbours
-from urbanmoe.models.region import project_km
 from urbanmoe.training.prepare import Prepared
 
 
@@ -42,7 +42,7 @@ def projected_km(prep: Prepared) -> np.ndarray:
         raise DataError(f"{prep.ds.name}: this baseline needs region coordinates (lat/lon)")
     coords = torch.as_tensor(prep.ds.coords, dtype=torch.float64)
     lat0, lon0 = (float(v) for v in coords.mean(0))
-    x, y = project_km(coords, lat0, lon0)
+    x, y = project_km(coords, (lat0, lon0))
     return torch.stack([x, y], 1).numpy()
 
 
