@@ -232,11 +232,7 @@ def data_note(cfg: Config) -> str:
     synth = [d for d in datasets if d in cfg["synth"]["cities"] and d not in real]
     ours = [d for d in datasets if d in real]
     other = [d for d in datasets if d not in synth and d not in ours]
-    parts = []
-    if synth:
-        parts.append(f"the embedded synthetic benchmark ({', '.join(synth)})")
-    if ours:
-        parts.append(f"UrbanCLIP-toolkit real cities ({', '.join(ours)})")
-    if other:
-        parts.append(f"user datasets ({', '.join(other)})")
+    kinds = {"the embedded synthetic benchmark": synth, "UrbanCLIP-toolkit real cities": ours,
+             "user datasets": other}
+    parts = [f"{kind} ({', '.join(names)})" for kind, names in kinds.items() if names]
     return "; ".join(parts) + ", not the data of the paper"
