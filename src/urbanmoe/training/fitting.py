@@ -18,7 +18,7 @@ from urbanmoe.errors import ConfigError, RunError
 from urbanmoe.features.spatial_lag import TRANSDUCTIVE_NOTE
 from urbanmoe.models.baselines.heads import FeatureHead
 from urbanmoe.runtime.efficiency import count_parameters
-from urbanmoe.training import ensemble
+from urbanmoe.training import ensemble, representations
 from urbanmoe.training.baselines.spatial import knn_choices, knn_everywhere, tuned_knn
 from urbanmoe.training.loop import FitResult, TrainData, fit, predict
 from urbanmoe.training.prepare import FEATURE_CLIP, Prepared, group_out_blocks
@@ -232,7 +232,7 @@ def _fit(spec: ModelSpec, prep: Prepared, cfg: dict[str, Any], seed: int,
         if spec.name.startswith("remoteclip"):
             out.notes = [frozen_features_note(cfg["features"], list(prep.branch_dims))]
         return out
-    rep: Representation = func(prep, b, seed, device, progress)
+    rep = representations.learned(spec, prep, b, seed, device, progress)
     data = representation_inputs(prep, rep)
 
     def head(tasks: list[str]) -> torch.nn.Module:

@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from urbanmoe.training.losses import multitask_mse
+from urbanmoe.training.optim import adam
 
 Batch = dict[str, torch.Tensor]
 
@@ -103,7 +104,7 @@ def fit(
     ends with the weights of its best validation epoch. The region embedding learns at
     ``region_lr`` when given (see ``train.region_lr``).
     """
-    opt = torch.optim.AdamW(parameter_groups(model, region_lr), lr=lr, weight_decay=weight_decay)
+    opt = adam(parameter_groups(model, region_lr), lr=lr, weight_decay=weight_decay)
     device = data.y.device
     weights = loss_weights.to(device)
     result = FitResult()

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from urbanmoe.data.tiles import load_tiles
 from urbanmoe.errors import DataError
 from urbanmoe.models.baselines.urbanclip import build_model, embed_pair, preprocessing, rgb_tiles
+from urbanmoe.training.optim import adam
 from urbanmoe.training.prepare import Prepared
 from urbanmoe.training.registry import Representation
 
@@ -46,7 +47,7 @@ def _contrastive_fit(model: torch.nn.Module, batch: Callable[[np.ndarray], tuple
                          "needs at least 2")
     gen = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=s["lr"], weight_decay=WEIGHT_DECAY)
+    opt = adam(params, lr=s["lr"], weight_decay=WEIGHT_DECAY)
     per_epoch = math.ceil(len(train) / s["batch_size"]) - (len(train) % s["batch_size"] == 1)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=s["lr"], total_steps=s["epochs"] * per_epoch, pct_start=WARMUP,

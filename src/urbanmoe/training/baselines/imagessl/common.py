@@ -24,6 +24,7 @@ from urbanmoe.data.geo import project_km
 from urbanmoe.data.tiles import load_tiles
 from urbanmoe.errors import DataError
 from urbanmoe.models.baselines.imagessl.common import generator, spatial_neighbours
+from urbanmoe.training.optim import adam
 from urbanmoe.training.prepare import Prepared
 
 
@@ -53,7 +54,7 @@ def epoch_loop(step: Callable[[torch.Tensor], torch.Tensor], params: list[nn.Par
 
     Returns the item-weighted mean objective of each epoch (the ``loss_history``).
     """
-    opt = torch.optim.Adam(params, lr=float(b["ssl_lr"]))
+    opt = adam(params, lr=float(b["ssl_lr"]), decoupled=False)
     bs = max(2, min(int(b["ssl_batch_size"]), n_items))
     history: list[float] = []
     bar = tqdm(range(int(b["ssl_epochs"])), desc=desc, unit="epoch", disable=not progress,

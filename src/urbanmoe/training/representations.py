@@ -1,0 +1,88 @@
+"""The representations of Table 2's ``representation`` baselines, learned once and cached.
+
+A representation (UrbanCLIP's contrastive embedding, Tile2Vec's, a ResNet-18 trained from
+scratch, ...) depends on the dataset, the split, the seed, its own settings and the device it
+was learned on, and not on the regression head that is trained on it afterwards. It is keyed by
+exactly those and cached as one ``.npz`` under ``baselines.representation_cache``, so
+
+* UrbanCLIP (ST) and UrbanCLIP (MT), which learn the same representation, learn it once;
+* a rerun that changes only the head (``baselines.head_hidden``, ``train.*``) reads it.
+
+Reading it back gives the same float32 features, so the runs' numbers do not change.
+Tiles are identified by their paths in the region table (as the feature cache does): a tile
+replaced in place under the same name is not noticed; clear the cache folder then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from urbanmoe.config import config_hash
+from urbanmoe.io import atomic_path
+from urbanmoe.training.prepare import Prepared
+from urbanmoe.training.registry import ModelSpec, Representation
+
+log = logging.getLogger(__name__)
+
+#: ``baselines.*`` keys that shape no representation (the head, the cache itself)
+NOT_REPRESENTATION = ("head_hidden", "representation_cache")
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def representation_key(spec: ModelSpec, prep: Prepared, b: dict[str, Any], seed: int,
+                       device: torch.device) -> str:
+    """What the representation depends on: the learner, the dataset (folder, table, labels as
+    transformed), the split, the seed, its settings and the device type."""
+    ds = prep.ds
+    table = pd.util.hash_pandas_object(ds.table, index=True).to_numpy()
+    s = prep.split
+    return config_hash({
+        "learn": spec.target, "root": str(Path(ds.root).resolve()), "meta": ds.meta,
+        "table": _digest(table), "labels": _digest(prep.y_log),
+        "split": _digest(s.train, s.val, s.test), "seed": seed, "device": device.type,
+        "settings": {k: v for k, v in b.items() if k not in NOT_REPRESENTATION},
+        "torch": torch.__version__})
+
+
+def cache_path(spec: ModelSpec, prep: Prepared, b: dict[str, Any], seed: int,
+               device: torch.device) -> Path | None:
+    """Where the representation is cached (None: ``baselines.representation_cache`` is off)."""
+    folder = b.get("representation_cache")
+    if not folder:
+        return None
+    learner = spec.target.split(":")[0].rsplit(".", 1)[-1]  # e.g. "urbanclip", "tile2vec"
+    key = representation_key(spec, prep, b, seed, device)
+    return Path(folder) / f"{learner}-seed{seed}-{key}.npz"
+
+
+def learned(spec: ModelSpec, prep: Prepared, b: dict[str, Any], seed: int,
+            device: torch.device, progress: bool = True) -> Representation:
+    """``spec``'s representation of every region: from the cache when there, else learned
+    (and cached)."""
+    path = cache_path(spec, prep, b, seed, device)
+    if path is not None and path.is_file():
+        log.info("%s: representation from cache %s", spec.name, path)
+        with np.load(path, allow_pickle=False) as z:
+            return Representation(features=z["features"], n_params=int(z["n_params"]),
+                                  loss_history=z["loss_history"].tolist(), note=str(z["note"]))
+    rep: Representation = spec.function()(prep, b, seed, device, progress)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, features=rep.features, n_params=rep.n_params,
+                     loss_history=np.asarray(rep.loss_history, dtype=np.float64),
+                     note=np.asarray(rep.note))
+    return rep
