@@ -104,9 +104,9 @@ def test_sparsity_files_and_caption(runs: dict[float, Path], tmp_path: Path) -> 
     assert (tmp_path / "sparsity.tex").read_text().startswith(r"\begin{table}")
 
 
-def test_tsne_is_deterministic(runs: dict[float, Path]) -> None:
+def test_tsne_is_deterministic_and_the_same_in_parallel(runs: dict[float, Path]) -> None:
     r = ex.load_routing(runs[0.0])
-    a, b = ex.expert_tsne(r, n_points=8, seed=0), ex.expert_tsne(r, n_points=8, seed=0)
+    a, b = ex.expert_tsne(r, n_points=8, seed=0), ex.expert_tsne(r, n_points=8, seed=0, jobs=2)
     pd.testing.assert_frame_equal(a, b)
     c = ex.expert_tsne(r, n_points=8, seed=1)
     assert not np.allclose(a[["x", "y"]], c[["x", "y"]])

@@ -162,31 +162,37 @@ def tsne_embed(x: np.ndarray, seed: int, perplexity: float | None = None,
 
 
 def expert_tsne(r: Routing, n_points: int = 150, seed: int = 0,
-                threads: int | None = 1, max_iter: int = 1000) -> pd.DataFrame:
+                threads: int | None = 1, max_iter: int = 1000, jobs: int = 1) -> pd.DataFrame:
     """Figure 4's data: t-SNE coordinates per (task, branch) panel.
 
     A panel embeds, for the same ``n_points`` test regions (``subsample(n, n_points, seed)``),
     the outputs E_m(z) of every expert task τ may use and its fused output ũ_τ, all
     o-dimensional, embedded raw (one t-SNE per panel, ``random_state=seed``, ``threads`` and
-    ``max_iter`` as in :func:`tsne_embed`).  Expert outputs are layer-normed (Eq. 2, default
-    ``output_norm``); ũ_τ is their G̃-weighted sum with Σ G̃ <= 1, so fused points sit inside
-    the experts' spread.  Columns: task, branch, category, expert (pool index, -1 for fused),
-    region (test-split row), x, y.
+    ``max_iter`` as in :func:`tsne_embed`; ``jobs`` panels at a time, in worker processes: the
+    panels are independent, so the coordinates do not depend on ``jobs``).  Expert outputs are
+    layer-normed (Eq. 2, default ``output_norm``); ũ_τ is their G̃-weighted sum with Σ G̃ <= 1,
+    so fused points sit inside the experts' spread.  Columns: task, branch, category, expert
+    (pool index, -1 for fused), region (test-split row), x, y.
     """
+    from joblib import Parallel, delayed
+
     idx = subsample(r.n_test, n_points, seed)
-    frames = []
+    panels, inputs = [], []
     for t, task in enumerate(r.tasks):
         experts = np.flatnonzero(r.eligible[t])
         for b in r.branches:
             out, fused = r.experts[b][idx], r.fused[b][idx, t, :]  # (k, E, o), (k, o)
             if fused.shape[-1] != out.shape[-1]:
                 raise ValueError(f"fused width {fused.shape[-1]} != expert width {out.shape[-1]}")
-            x = np.concatenate([out[:, experts, :].transpose(1, 0, 2).reshape(-1, out.shape[-1]),
-                                fused])  # (M·k + k, o), expert-major
-            xy = tsne_embed(x, seed, threads=threads, max_iter=max_iter)
-            frames.append(pd.DataFrame({
-                "task": task, "branch": b,
-                "category": [r.kinds[m] for m in experts for _ in idx] + ["fused"] * len(idx),
-                "expert": np.concatenate([np.repeat(experts, len(idx)), np.full(len(idx), -1)]),
-                "region": np.tile(idx, len(experts) + 1), "x": xy[:, 0], "y": xy[:, 1]}))
+            panels.append((task, b, experts))
+            inputs.append(np.concatenate([out[:, experts, :].transpose(1, 0, 2)
+                                          .reshape(-1, out.shape[-1]), fused]))  # (M·k + k, o)
+    coords = Parallel(n_jobs=min(jobs, len(inputs)) or 1)(
+        delayed(tsne_embed)(x, seed, threads=threads, max_iter=max_iter) for x in inputs)
+    frames = [pd.DataFrame({
+        "task": task, "branch": b,
+        "category": [r.kinds[m] for m in experts for _ in idx] + ["fused"] * len(idx),
+        "expert": np.concatenate([np.repeat(experts, len(idx)), np.full(len(idx), -1)]),
+        "region": np.tile(idx, len(experts) + 1), "x": xy[:, 0], "y": xy[:, 1]})
+        for (task, b, experts), xy in zip(panels, coords, strict=True)]
     return pd.concat(frames, ignore_index=True)

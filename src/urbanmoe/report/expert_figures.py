@@ -58,9 +58,10 @@ def figure4(points: pd.DataFrame, r: Routing, note: str = "") -> Figure:
 
 def write_figure4(r: Routing, out_dir: Path | str, n_points: int = 150, seed: int = 0,
                   note: str = "", threads: int | None = 1,
-                  max_iter: int = 1000) -> pd.DataFrame:
-    """Figure 4 as ``out_dir/figure4.{png,pdf}``; returns the t-SNE coordinates."""
-    points = expert_tsne(r, n_points, seed, threads, max_iter)
+                  max_iter: int = 1000, jobs: int = 1) -> pd.DataFrame:
+    """Figure 4 as ``out_dir/figure4.{png,pdf}``; returns the t-SNE coordinates (``jobs``
+    t-SNE panels at a time)."""
+    points = expert_tsne(r, n_points, seed, threads, max_iter, jobs)
     save_figure(figure4(points, r, note), Path(out_dir) / "figure4")
     return points
 
