@@ -257,7 +257,8 @@ def layer_alone(args: argparse.Namespace) -> None:
             diff = (stacked(z) - loop(z)).abs().max().item()
         ts = time_layer(stacked, z, args.layer_iters)
         tl = time_layer(loop, z, args.layer_iters)
-        flops = layer_flops(batch, stacked.n_experts, d_in, stacked.d_hidden, stacked.d_out)
+        shape = stacked.shape
+        flops = layer_flops(batch, stacked.n_experts, d_in, shape.d_hidden, shape.d_out)
         # ceiling: the loop/stacked ratio a layer running at the dense matmul rate would reach
         print(
             f"{batch:>6}{ts * 1e3:>14.3f}{tl * 1e3:>12.3f}{tl / ts:>13.2f}x"

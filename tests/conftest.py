@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -277,3 +277,18 @@ def prepared_city(root: Path, cache: Path, overrides: list[str]) -> tuple:
 
     cfg = load_config(None, [f"features.cache_dir={cache}", *overrides])
     return prepare(load_dataset(root), cfg, seed=0, cache_dir=cache, progress=False), cfg
+
+
+def prepared_sh_fixture(tiles_module: ModuleType, overrides: list[str]) -> Callable:
+    """A module-scoped fixture: ``prepared_city`` of the synthetic SH city with ``overrides``,
+    under ``one_thread_cached_tiles(tiles_module)`` for the rest of the test module.
+
+    Assign it in a test module, e.g. ``setup = prepared_sh_fixture(common, SMALL)``.
+    """
+
+    @pytest.fixture(scope="module")
+    def fixture(synth_sh: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+        with one_thread_cached_tiles(tiles_module):
+            yield prepared_city(synth_sh, tmp_path_factory.mktemp("cache"), overrides)
+
+    return fixture

@@ -4,14 +4,13 @@ READ, PG-SimCLR) on the synthetic SH city with small settings."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import one_thread_cached_tiles, prepared_city
+from conftest import prepared_sh_fixture
 from sklearn.linear_model import RidgeCV
 
 from urbanmoe.evaluation.metrics import multitask_metrics
@@ -30,18 +29,8 @@ NEURAL_OBJECTIVES = ["autoencoder", "tile2vec", "read", "pg_simclr"]
 R2_MARGIN = 0.4  # average test R² the features must add to the mean predictor's (~0)
 
 
-@pytest.fixture(scope="module")
-def cached_tiles() -> Iterator[None]:
-    """Read the 1,558 tiles once for the whole module (load_tiles has its own tests); one torch
-    thread (small convolutions on a shared machine run faster so)."""
-    with one_thread_cached_tiles(fitting_common):
-        yield
-
-
-@pytest.fixture(scope="module")
-def setup(synth_sh: Path, tmp_path_factory: pytest.TempPathFactory,
-          cached_tiles: None) -> tuple[Prepared, dict]:
-    return prepared_city(synth_sh, tmp_path_factory.mktemp("cache"), SMALL)
+# (Prepared, config) of SH; the 1,558 tiles read once for the module, one torch thread
+setup = prepared_sh_fixture(fitting_common, SMALL)
 
 
 def _learn(method: str, prep: Prepared, b: dict, seed: int = 0) -> Representation:

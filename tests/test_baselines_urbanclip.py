@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import open_clip
 import pytest
 import torch
-from conftest import one_thread_cached_tiles, prepared_city
+from conftest import prepared_sh_fixture
 from sklearn.linear_model import RidgeCV
 
 from urbanmoe.data.table import DataError
@@ -31,18 +30,8 @@ IMAGE_R2_MARGIN = 0.3  # the image half alone (what UrbanCLIP's head reads); mea
 EMBED = 128  # urbanmoe-tiny's embed_dim
 
 
-@pytest.fixture(scope="module")
-def quick() -> Iterator[None]:
-    """One torch thread (small matrices on a shared 2-core machine run faster so), and tiles read
-    once per dataset for the module (load_tiles has its own tests)."""
-    with one_thread_cached_tiles(urbanclip):
-        yield
-
-
-@pytest.fixture(scope="module")
-def setup(synth_sh: Path, tmp_path_factory: pytest.TempPathFactory,
-          quick: None) -> tuple[Prepared, dict]:
-    return prepared_city(synth_sh, tmp_path_factory.mktemp("cache"), SMALL)
+# (Prepared, config) of SH; tiles read once per dataset for the module, one torch thread
+setup = prepared_sh_fixture(urbanclip, SMALL)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from urbanmoe.models import (
     PAPER_LAYOUT,
     TABLE5_PRESETS,
     ExpertLayout,
+    ExpertShape,
     FourierRegionEmbedding,
     GridRegionEmbedding,
     LookupRegionEmbedding,
@@ -144,7 +145,7 @@ def test_router_matches_per_task_softmax() -> None:
 @pytest.mark.parametrize("output_norm", ["layernorm", "sigmoid", "none"])
 def test_stacked_equals_loop(output_norm: str) -> None:
     torch.manual_seed(1)
-    stacked = StackedExperts(5, 11, 8, 6, activation="gelu", output_norm=output_norm)
+    stacked = StackedExperts(5, 11, ExpertShape(8, 6, "gelu", output_norm))
     loop = LoopExperts.from_stacked(stacked)
     assert count_parameters(loop) == count_parameters(stacked)
     z = torch.randn(9, 11)
@@ -152,10 +153,20 @@ def test_stacked_equals_loop(output_norm: str) -> None:
     assert stacked(z).shape == (9, 5, 6)
 
 
+def test_expert_shape_checks_its_options() -> None:
+    assert ExpertShape() == ExpertShape(128, 96, "gelu", "layernorm")
+    with pytest.raises(ValueError, match=">= 1"):
+        ExpertShape(0, 4)
+    with pytest.raises(ValueError, match="activation"):
+        ExpertShape(8, 4, activation="swish")
+    with pytest.raises(ValueError, match="output_norm"):
+        ExpertShape(8, 4, output_norm="batchnorm")
+
+
 def test_sme_matches_naive_loop() -> None:
     torch.manual_seed(2)
     layout = ExpertLayout(3, 2, 1, 2)
-    sme = SparseMultiExpert(10, layout, d_hidden=8, d_out=4, eps=0.05)
+    sme = SparseMultiExpert(10, layout, ExpertShape(8, 4), eps=0.05)
     z = torch.randn(7, 10)
     out = sme(z)
     assert out.fused.shape == (7, 3, 4)
@@ -178,7 +189,7 @@ def test_sme_matches_naive_loop() -> None:
 def test_gradients_only_reach_surviving_experts() -> None:
     torch.manual_seed(3)
     layout = ExpertLayout(3, 2, 1, 1)
-    sme = SparseMultiExpert(6, layout, d_hidden=5, d_out=4, eps=0.01)
+    sme = SparseMultiExpert(6, layout, ExpertShape(5, 4), eps=0.01)
     dead = 1  # the 2nd specific expert of task 0: only task 0 can use it
     with torch.no_grad():
         sme.router.gate.weight.zero_()
@@ -251,8 +262,7 @@ def test_model_variants(dims, n_poi, use_region, layout, batch_size) -> None:
         d_r=3,
         region=region,
         use_region=use_region,
-        d_hidden=8,
-        d_out=4,
+        expert_shape=ExpertShape(8, 4),
         head_hidden=5,
     )
     batch = _batch(batch_size, dims, n_poi)
@@ -282,8 +292,7 @@ def test_region_embedding_kinds(kind: str) -> None:
         TASKS,
         PAPER_LAYOUT,
         region=region,
-        d_hidden=8,
-        d_out=4,
+        expert_shape=ExpertShape(8, 4),
         head_hidden=5,
     )
     idx = torch.tensor([0, 3, 39])
@@ -326,8 +335,7 @@ def test_determinism_same_seed() -> None:
             TASKS,
             PAPER_LAYOUT,
             region=LookupRegionEmbedding(20, 6),
-            d_hidden=8,
-            d_out=4,
+            expert_shape=ExpertShape(8, 4),
         )
         return model(_batch(4, {"image": 12, "text": 10}, 5)).pred
 
@@ -336,7 +344,7 @@ def test_determinism_same_seed() -> None:
 
 def test_loop_impl_gives_same_model_output() -> None:
     torch.manual_seed(6)
-    kwargs = dict(region=None, d_hidden=8, d_out=4, head_hidden=5)
+    kwargs = dict(region=None, expert_shape=ExpertShape(8, 4), head_hidden=5)
     dims = {"image": 12, "text": 10}
     fast = UrbanMoE(dims, 5, TASKS, PAPER_LAYOUT, **kwargs)
     slow = UrbanMoE(dims, 5, TASKS, PAPER_LAYOUT, expert_impl="loop", **kwargs)

@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
+    # Each verb's parser is declared flat, one block of add_argument calls per verb, on purpose:
+    # the blocks look alike, but `urbanmoe VERB --help` then reads straight off the source. What
+    # the verbs really share is in _common, _verb, _dataset and _run_options.
+
     p = verbs.add_parser("synth", help="write the embedded synthetic benchmark (SH, BJ, DC)",
                          description="Write the synthetic cities named after Table 1 "
                                      "(region tables, image tiles, POIs, text, labels).")

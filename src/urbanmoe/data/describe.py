@@ -165,6 +165,8 @@ def describe_template(
     return " ".join(sentences)
 
 
+# The same inputs as describe_template, on purpose: the template describer is the offline
+# stand-in for the LLM that answers this prompt, so both read the same facts about a region.
 def build_prompt(
     poi_counts: Mapping[str, int],
     *,

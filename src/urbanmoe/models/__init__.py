@@ -1,7 +1,7 @@
 """UrbanMoE model components (Section 2 of the paper, Eq. 1-7).
 
 * ``layout``   -- ``ExpertLayout`` (Eq. 3 pool order, eligibility) and Table 5 presets
-* ``experts``  -- ``StackedExperts`` / ``LoopExperts`` (Eq. 2)
+* ``experts``  -- ``ExpertShape``, ``StackedExperts`` / ``LoopExperts`` (Eq. 2)
 * ``router``   -- ``SparseRouter`` (Eq. 4-5)
 * ``sme``      -- ``SparseMultiExpert`` (Eq. 3, 6)
 * ``region``   -- region embeddings r of Eq. 1 (lookup / grid / Fourier)
@@ -13,6 +13,7 @@ from urbanmoe.runtime.efficiency import count_parameters
 from .experts import (
     DEFAULT_EXPERT_HIDDEN,
     DEFAULT_EXPERT_OUT,
+    ExpertShape,
     LoopExperts,
     StackedExperts,
     build_experts,
@@ -43,6 +44,7 @@ __all__ = [
     "REGION_EMBEDDING_KINDS",
     "TABLE5_PRESETS",
     "ExpertLayout",
+    "ExpertShape",
     "FourierRegionEmbedding",
     "GridRegionEmbedding",
     "LookupRegionEmbedding",

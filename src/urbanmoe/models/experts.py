@@ -5,7 +5,8 @@ Each expert is a lightweight feed-forward network
     E(z) = σ(W2 φ(W1 z + b1) + b2),                                            (Eq. 2)
 
 with φ a non-linearity (GELU by default) and σ an output normalisation ("layernorm": a
-parameter-free layer norm over the output dimension, "sigmoid", or "none").
+parameter-free layer norm over the output dimension, "sigmoid", or "none").  ``ExpertShape``
+holds the hidden width h, the output width o, φ and σ of one such expert.
 
 ``StackedExperts`` evaluates ALL experts of a pool at once: the weights are stacked in tensors
 W1 (E, d_in, h), b1 (E, h), W2 (E, h, o), b2 (E, o) and applied with two batched matrix
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -32,11 +34,14 @@ __all__ = [
     "ACTIVATIONS",
     "DEFAULT_EXPERT_HIDDEN",
     "DEFAULT_EXPERT_OUT",
+    "DEFAULT_EXPERT_SHAPE",
     "OUTPUT_NORMS",
+    "ExpertShape",
     "LoopExperts",
     "StackedExperts",
     "apply_output_norm",
     "build_experts",
+    "linear_init_",
 ]
 
 DEFAULT_EXPERT_HIDDEN = 128
@@ -57,11 +62,41 @@ _ACTIVATION_MODULES: dict[str, type[nn.Module]] = {
 OUTPUT_NORMS = ("layernorm", "sigmoid", "none")
 
 
-def _check_options(activation: str, output_norm: str) -> None:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
-    if output_norm not in OUTPUT_NORMS:
-        raise ValueError(f"unknown output_norm {output_norm!r}; choose one of {OUTPUT_NORMS}")
+@dataclass(frozen=True)
+class ExpertShape:
+    """One expert MLP of Eq. 2, E(z) = σ(W2 φ(W1 z + b1) + b2), apart from its input width.
+
+    ``d_hidden`` is h (W1 maps d_in -> h), ``d_out`` is o (W2 maps h -> o), ``activation`` names
+    φ (a key of ``ACTIVATIONS``) and ``output_norm`` names σ (one of ``OUTPUT_NORMS``).
+    """
+
+    d_hidden: int = DEFAULT_EXPERT_HIDDEN
+    d_out: int = DEFAULT_EXPERT_OUT
+    activation: str = "gelu"
+    output_norm: str = "layernorm"
+
+    def __post_init__(self) -> None:
+        if min(self.d_hidden, self.d_out) < 1:
+            raise ValueError("d_hidden and d_out must both be >= 1")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {self.activation!r}; choose one of {sorted(ACTIVATIONS)}"
+            )
+        if self.output_norm not in OUTPUT_NORMS:
+            raise ValueError(
+                f"unknown output_norm {self.output_norm!r}; choose one of {OUTPUT_NORMS}"
+            )
+
+
+DEFAULT_EXPERT_SHAPE = ExpertShape()
+
+
+def linear_init_(fan_in: int, *params: torch.Tensor) -> None:
+    """nn.Linear's default init in place: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn in order."""
+    bound = 1.0 / math.sqrt(fan_in)
+    with torch.no_grad():
+        for param in params:
+            param.uniform_(-bound, bound)
 
 
 def apply_output_norm(y: torch.Tensor, output_norm: str) -> torch.Tensor:
@@ -76,43 +111,35 @@ def apply_output_norm(y: torch.Tensor, output_norm: str) -> torch.Tensor:
 
 
 class _ExpertPool(nn.Module):
-    """What both expert pools share: sizes, options, their checks and their repr."""
+    """What both expert pools share: pool size, input width, expert shape, and their repr."""
 
-    def _set_sizes(self, n_experts: int, d_in: int, d_hidden: int, d_out: int,
-                   activation: str, output_norm: str) -> None:
-        if min(n_experts, d_in, d_hidden, d_out) < 1:
-            raise ValueError("n_experts, d_in, d_hidden and d_out must all be >= 1")
-        _check_options(activation, output_norm)
-        self.n_experts, self.d_in, self.d_hidden, self.d_out = n_experts, d_in, d_hidden, d_out
-        self.activation, self.output_norm = activation, output_norm
+    def _set_sizes(self, n_experts: int, d_in: int, shape: ExpertShape) -> None:
+        if min(n_experts, d_in) < 1:
+            raise ValueError("n_experts and d_in must both be >= 1")
+        self.n_experts, self.d_in, self.shape = n_experts, d_in, shape
 
     def extra_repr(self) -> str:
+        s = self.shape
         return (
-            f"n_experts={self.n_experts}, d_in={self.d_in}, d_hidden={self.d_hidden}, "
-            f"d_out={self.d_out}, activation={self.activation!r}, "
-            f"output_norm={self.output_norm!r}"
+            f"n_experts={self.n_experts}, d_in={self.d_in}, d_hidden={s.d_hidden}, "
+            f"d_out={s.d_out}, activation={s.activation!r}, output_norm={s.output_norm!r}"
         )
 
 
 class StackedExperts(_ExpertPool):
     """E experts of Eq. 2 evaluated together with stacked weights.
 
-    Input (B, d_in) -> output (B, E, d_out).  Initialisation matches ``nn.Linear`` per expert
-    (kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and
-    biases), drawn from torch's global RNG.
+    Input (B, d_in) -> output (B, E, o) with o = ``shape.d_out``.  Initialisation matches
+    ``nn.Linear`` per expert (kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(fan_in),
+    1/sqrt(fan_in)) for weights and biases), drawn from torch's global RNG.
     """
 
     def __init__(
-        self,
-        n_experts: int,
-        d_in: int,
-        d_hidden: int = DEFAULT_EXPERT_HIDDEN,
-        d_out: int = DEFAULT_EXPERT_OUT,
-        activation: str = "gelu",
-        output_norm: str = "layernorm",
+        self, n_experts: int, d_in: int, shape: ExpertShape = DEFAULT_EXPERT_SHAPE
     ) -> None:
         super().__init__()
-        self._set_sizes(n_experts, d_in, d_hidden, d_out, activation, output_norm)
+        self._set_sizes(n_experts, d_in, shape)
+        d_hidden, d_out = shape.d_hidden, shape.d_out
         self.w1 = nn.Parameter(torch.empty(n_experts, d_in, d_hidden))  # (E, d_in, h)
         self.b1 = nn.Parameter(torch.empty(n_experts, d_hidden))  # (E, h)
         self.w2 = nn.Parameter(torch.empty(n_experts, d_hidden, d_out))  # (E, h, o)
@@ -121,13 +148,8 @@ class StackedExperts(_ExpertPool):
 
     def reset_parameters(self) -> None:
         """nn.Linear's default init, per expert (bounds use each expert's own fan-in)."""
-        bound1 = 1.0 / math.sqrt(self.d_in)
-        bound2 = 1.0 / math.sqrt(self.d_hidden)
-        with torch.no_grad():
-            self.w1.uniform_(-bound1, bound1)
-            self.b1.uniform_(-bound1, bound1)
-            self.w2.uniform_(-bound2, bound2)
-            self.b2.uniform_(-bound2, bound2)
+        linear_init_(self.d_in, self.w1, self.b1)
+        linear_init_(self.shape.d_hidden, self.w2, self.b2)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """z (B, d_in) -> expert outputs (B, E, d_out)."""
@@ -136,9 +158,9 @@ class StackedExperts(_ExpertPool):
         # einsum("bi,eih->beh") written as a broadcast batched matmul over the expert axis: it
         # avoids the permuted weight copy einsum makes (less memory, slightly faster on CPU).
         h = torch.matmul(z, self.w1) + self.b1.unsqueeze(1)  # (E, B, h)
-        h = ACTIVATIONS[self.activation](h)
+        h = ACTIVATIONS[self.shape.activation](h)
         y = torch.matmul(h, self.w2) + self.b2.unsqueeze(1)  # (E, B, o)
-        return apply_output_norm(y.transpose(0, 1), self.output_norm)  # (B, E, o)
+        return apply_output_norm(y.transpose(0, 1), self.shape.output_norm)  # (B, E, o)
 
 
 
@@ -151,21 +173,15 @@ class LoopExperts(_ExpertPool):
     """
 
     def __init__(
-        self,
-        n_experts: int,
-        d_in: int,
-        d_hidden: int = DEFAULT_EXPERT_HIDDEN,
-        d_out: int = DEFAULT_EXPERT_OUT,
-        activation: str = "gelu",
-        output_norm: str = "layernorm",
+        self, n_experts: int, d_in: int, shape: ExpertShape = DEFAULT_EXPERT_SHAPE
     ) -> None:
         super().__init__()
-        self._set_sizes(n_experts, d_in, d_hidden, d_out, activation, output_norm)
+        self._set_sizes(n_experts, d_in, shape)
         self.experts = nn.ModuleList(
             nn.Sequential(
-                nn.Linear(d_in, d_hidden),
-                _ACTIVATION_MODULES[activation](),
-                nn.Linear(d_hidden, d_out),
+                nn.Linear(d_in, shape.d_hidden),
+                _ACTIVATION_MODULES[shape.activation](),
+                nn.Linear(shape.d_hidden, shape.d_out),
             )
             for _ in range(n_experts)
         )
@@ -173,25 +189,18 @@ class LoopExperts(_ExpertPool):
     @classmethod
     def from_stacked(cls, stacked: StackedExperts) -> LoopExperts:
         """A LoopExperts holding copies of ``stacked``'s weights (same device and dtype)."""
-        loop = cls(
-            stacked.n_experts,
-            stacked.d_in,
-            stacked.d_hidden,
-            stacked.d_out,
-            stacked.activation,
-            stacked.output_norm,
-        ).to(device=stacked.w1.device, dtype=stacked.w1.dtype)
+        loop = cls(stacked.n_experts, stacked.d_in, stacked.shape).to(
+            device=stacked.w1.device, dtype=stacked.w1.dtype
+        )
         loop.load_stacked_(stacked)
         return loop
 
     @torch.no_grad()
     def load_stacked_(self, stacked: StackedExperts) -> None:
         """Copy the stacked weights in place (nn.Linear stores W transposed: (out, in))."""
-        if (stacked.n_experts, stacked.d_in, stacked.d_hidden, stacked.d_out) != (
-            self.n_experts,
-            self.d_in,
-            self.d_hidden,
-            self.d_out,
+        mine, theirs = self.shape, stacked.shape
+        if (stacked.n_experts, stacked.d_in, theirs.d_hidden, theirs.d_out) != (
+            self.n_experts, self.d_in, mine.d_hidden, mine.d_out
         ):
             raise ValueError("StackedExperts and LoopExperts sizes differ")
         for e, expert in enumerate(self.experts):
@@ -203,21 +212,15 @@ class LoopExperts(_ExpertPool):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """z (B, d_in) -> expert outputs (B, E, d_out)."""
         y = torch.stack([expert(z) for expert in self.experts], dim=1)  # (B, E, o)
-        return apply_output_norm(y, self.output_norm)
+        return apply_output_norm(y, self.shape.output_norm)
 
 
 def build_experts(
-    impl: str,
-    n_experts: int,
-    d_in: int,
-    d_hidden: int = DEFAULT_EXPERT_HIDDEN,
-    d_out: int = DEFAULT_EXPERT_OUT,
-    activation: str = "gelu",
-    output_norm: str = "layernorm",
+    impl: str, n_experts: int, d_in: int, shape: ExpertShape = DEFAULT_EXPERT_SHAPE
 ) -> StackedExperts | LoopExperts:
     """``impl`` = "stacked" (default, fast) or "loop" (reference, for tests / benchmarks)."""
     if impl == "stacked":
-        return StackedExperts(n_experts, d_in, d_hidden, d_out, activation, output_norm)
+        return StackedExperts(n_experts, d_in, shape)
     if impl == "loop":
-        return LoopExperts(n_experts, d_in, d_hidden, d_out, activation, output_norm)
+        return LoopExperts(n_experts, d_in, shape)
     raise ValueError(f"unknown expert_impl {impl!r}; choose 'stacked' or 'loop'")

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from urbanmoe.models.experts import ExpertShape
 from urbanmoe.models.layout import ExpertLayout
 from urbanmoe.models.region import build_region_embedding
 from urbanmoe.models.urbanmoe import UrbanMoE, build_single_task
@@ -36,12 +37,16 @@ def region_module(m: dict[str, Any], n_regions: int, coords: np.ndarray | None,
     return build_region_embedding(kind, m["d_r"], n_regions, coords, **opts)
 
 
+def expert_shape(m: dict[str, Any]) -> ExpertShape:
+    """One expert of Eq. 2 as configured: ``expert_hidden``, ``expert_out``, φ and σ."""
+    return ExpertShape(m["expert_hidden"], m["expert_out"], m["activation"], m["output_norm"])
+
+
 def _common(m: dict[str, Any], n_poi: int, n_regions: int, coords: np.ndarray | None,
             seed: int, n_lag: int = 0) -> dict[str, Any]:
     return dict(n_lag=n_lag, d_r=m["d_r"], region=region_module(m, n_regions, coords, seed),
                 use_region=m["use_region"], use_poi=m["use_poi"] and n_poi > 0,
-                d_hidden=m["expert_hidden"], d_out=m["expert_out"], head_hidden=m["head_hidden"],
-                eps=m["eps"], activation=m["activation"], output_norm=m["output_norm"])
+                expert_shape=expert_shape(m), head_hidden=m["head_hidden"], eps=m["eps"])
 
 
 def build_urbanmoe(m: dict[str, Any], branch_dims: dict[str, int], n_poi: int, tasks: list[str],

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .experts import DEFAULT_EXPERT_HIDDEN, DEFAULT_EXPERT_OUT, build_experts
+from .experts import DEFAULT_EXPERT_SHAPE, ExpertShape, build_experts
 from .layout import ExpertLayout
 from .router import SparseRouter
 
@@ -38,25 +38,24 @@ class SMEOutput(NamedTuple):
 
 
 class SparseMultiExpert(nn.Module):
-    """One branch's expert pool + sparse router + fusion; z (B, d_in) -> ``SMEOutput``."""
+    """One branch's expert pool + sparse router + fusion; z (B, d_in) -> ``SMEOutput``.
+
+    Every expert of the pool has ``shape`` (Eq. 2); ``expert_impl`` picks the pool's
+    implementation ("stacked" or the "loop" reference, see ``build_experts``).
+    """
 
     def __init__(
         self,
         d_in: int,
         layout: ExpertLayout,
-        d_hidden: int = DEFAULT_EXPERT_HIDDEN,
-        d_out: int = DEFAULT_EXPERT_OUT,
+        shape: ExpertShape = DEFAULT_EXPERT_SHAPE,
         eps: float = 0.01,
-        activation: str = "gelu",
-        output_norm: str = "layernorm",
         expert_impl: str = "stacked",
     ) -> None:
         super().__init__()
         self.layout = layout
-        self.d_in, self.d_out = d_in, d_out
-        self.experts = build_experts(
-            expert_impl, layout.n_experts, d_in, d_hidden, d_out, activation, output_norm
-        )
+        self.d_in, self.d_out = d_in, shape.d_out
+        self.experts = build_experts(expert_impl, layout.n_experts, d_in, shape)
         self.router = SparseRouter(d_in, layout, eps)
 
     def forward(self, z: torch.Tensor) -> SMEOutput:

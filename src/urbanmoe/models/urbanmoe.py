@@ -33,7 +33,6 @@ Table 2 gives 5.50 M (MT) and 7.75 M (ST); since MT has 2·34 = 68 experts and 3
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .experts import DEFAULT_EXPERT_HIDDEN, DEFAULT_EXPERT_OUT
+from .experts import DEFAULT_EXPERT_SHAPE, ExpertShape, linear_init_
 from .layout import ExpertLayout
 from .sme import SparseMultiExpert
 
@@ -86,12 +85,8 @@ class TaskHeads(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        bound1, bound2 = 1.0 / math.sqrt(self.d_in), 1.0 / math.sqrt(self.d_hidden)
-        with torch.no_grad():
-            self.w1.uniform_(-bound1, bound1)
-            self.b1.uniform_(-bound1, bound1)
-            self.w2.uniform_(-bound2, bound2)
-            self.b2.uniform_(-bound2, bound2)
+        linear_init_(self.d_in, self.w1, self.b1)
+        linear_init_(self.d_hidden, self.w2, self.b2)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """u (B, T, d_in) -> predictions (B, T)."""
@@ -100,7 +95,11 @@ class TaskHeads(nn.Module):
 
 
 class UrbanMoE(nn.Module):
-    """Multi-branch sparse multi-expert model for multi-task region profiling (Eq. 1-7)."""
+    """Multi-branch sparse multi-expert model for multi-task region profiling (Eq. 1-7).
+
+    Every expert of every branch has ``expert_shape`` (Eq. 2); the heads (Eq. 7) read the
+    branches' fused outputs side by side, n_branches · ``expert_shape.d_out`` wide.
+    """
 
     def __init__(
         self,
@@ -113,12 +112,9 @@ class UrbanMoE(nn.Module):
         region: nn.Module | None = None,
         use_region: bool = True,
         use_poi: bool = True,
-        d_hidden: int = DEFAULT_EXPERT_HIDDEN,
-        d_out: int = DEFAULT_EXPERT_OUT,
+        expert_shape: ExpertShape = DEFAULT_EXPERT_SHAPE,
         head_hidden: int = DEFAULT_HEAD_HIDDEN,
         eps: float = 0.01,
-        activation: str = "gelu",
-        output_norm: str = "layernorm",
         expert_impl: str = "stacked",
         n_lag: int = 0,
     ) -> None:
@@ -153,20 +149,12 @@ class UrbanMoE(nn.Module):
         d_ctx = d_region + (n_poi if self.use_poi else 0) + n_lag
         self.branches = nn.ModuleDict(
             {
-                name: SparseMultiExpert(
-                    d_e + d_ctx,
-                    layout,
-                    d_hidden=d_hidden,
-                    d_out=d_out,
-                    eps=eps,
-                    activation=activation,
-                    output_norm=output_norm,
-                    expert_impl=expert_impl,
-                )
+                name: SparseMultiExpert(d_e + d_ctx, layout, expert_shape, eps, expert_impl)
                 for name, d_e in branch_dims.items()
             }
         )
-        self.heads = TaskHeads(layout.n_tasks, len(self.branch_names) * d_out, head_hidden)
+        d_fused = len(self.branch_names) * expert_shape.d_out
+        self.heads = TaskHeads(layout.n_tasks, d_fused, head_hidden)
 
     def context(self, batch: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
         """The shared parts [r; p] of Eq. 1 (and the spatial lag, if on) for this batch."""

@@ -10,10 +10,10 @@
 
 Both are one class, :class:`GatedExperts`, that differs only in which experts each gate mixes
 (``gate_experts``). Experts are UrbanMoE's own feed-forward experts (``StackedExperts``, Eq. 2,
-with ``model.activation`` / ``model.output_norm``) and the towers are UrbanMoE's task MLPs
-(``TaskHeads``, Eq. 7), so the comparison isolates the routing. ``ple_split`` says how
-``baselines.moe_experts`` is divided; ``matched_width`` sizes the experts' hidden width so the
-parameter count matches a target (UrbanMoE's).
+of an ``ExpertShape`` with ``model.activation`` / ``model.output_norm``) and the towers are
+UrbanMoE's task MLPs (``TaskHeads``, Eq. 7), so the comparison isolates the routing.
+``ple_split`` says how ``baselines.moe_experts`` is divided; ``matched_width`` sizes the experts'
+hidden width so the parameter count matches a target (UrbanMoE's).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from urbanmoe.models.experts import StackedExperts
+from urbanmoe.models.experts import ExpertShape, StackedExperts
 from urbanmoe.models.urbanmoe import TaskHeads
 from urbanmoe.runtime.efficiency import count_parameters
 
@@ -34,20 +34,21 @@ class GatedExperts(nn.Module):
     ``gate_experts[task]`` lists the pool indices that task's gate mixes, in gate-column order;
     ``self.gates[task]`` is Linear(d_in, len(gate_experts[task])). After each forward,
     ``last_gates[task]`` holds that task's gate weights (B, len(gate_experts[task])), detached.
+    Every expert has ``expert_shape`` (Eq. 2); each tower is Linear(d_out, tower_hidden) -> GELU
+    -> Linear(tower_hidden, 1).
     """
 
     def __init__(self, d_in: int, n_experts: int, gate_experts: dict[str, list[int]], *,
-                 d_hidden: int, d_out: int, tower_hidden: int, activation: str = "gelu",
-                 output_norm: str = "layernorm") -> None:
+                 expert_shape: ExpertShape, tower_hidden: int) -> None:
         super().__init__()
         for task, idx in gate_experts.items():
             if not idx or min(idx) < 0 or max(idx) >= n_experts or len(set(idx)) != len(idx):
                 raise ValueError(f"gate of {task!r} must list distinct experts in [0, {n_experts})")
         self.tasks = list(gate_experts)
         self.gate_experts = {t: list(i) for t, i in gate_experts.items()}
-        self.experts = StackedExperts(n_experts, d_in, d_hidden, d_out, activation, output_norm)
+        self.experts = StackedExperts(n_experts, d_in, expert_shape)
         self.gates = nn.ModuleDict({t: nn.Linear(d_in, len(i)) for t, i in gate_experts.items()})
-        self.towers = TaskHeads(len(self.tasks), d_out, tower_hidden)
+        self.towers = TaskHeads(len(self.tasks), expert_shape.d_out, tower_hidden)
         self.last_gates: dict[str, torch.Tensor] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ RNG state is left as it was): the same seed gives the same initial weights.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -40,7 +41,7 @@ from urbanmoe.models.baselines.mmoe import (
     ple_split,
 )
 from urbanmoe.models.baselines.neural import InputBaseline, SharedBottom
-from urbanmoe.models.factory import build_urbanmoe, region_module
+from urbanmoe.models.factory import build_urbanmoe, expert_shape, region_module
 from urbanmoe.runtime.efficiency import count_parameters
 from urbanmoe.training.prepare import Prepared
 
@@ -85,10 +86,9 @@ def _gated(m: Config, b: Config, prep: Prepared, tasks: list[str], seed: int,
     n_experts, gates = pool
 
     def make(width: int) -> InputBaseline:
+        shape = dataclasses.replace(expert_shape(m), d_hidden=width)
         return _with_inputs(m, prep, seed, lambda d: GatedExperts(
-            d, n_experts, gates, d_hidden=width, d_out=m["expert_out"],
-            tower_hidden=b["head_hidden"], activation=m["activation"],
-            output_norm=m["output_norm"]))
+            d, n_experts, gates, expert_shape=shape, tower_hidden=b["head_hidden"]))
 
     width, target = m["expert_hidden"], 0
     if b["match_params"]:
