@@ -1,4 +1,4 @@
-"""Benchmark: stacked (einsum) experts vs a Python loop over experts (Eq. 2), at SH size.
+"""Benchmark: stacked (batched-matmul) experts vs a Python loop over experts (Eq. 2), at SH size.
 
 Setting (paper, Section 3.3 / Table 2): 1,558 regions, 60 % = 935 for training, d_e = 512
 random features per branch (image, text), d_p = 15, d_r = 6 (lookup), N_sp = 8, N_dt = 2,
