@@ -90,7 +90,7 @@ def one_thread_cached_tiles(module: ModuleType) -> Iterator[None]:
     torch.set_num_threads(1)
     cache: dict[tuple[str, int, int], np.ndarray] = {}
 
-    def load(ds, size: int, progress: bool = True) -> np.ndarray:  # noqa: ANN001
+    def load(ds, size: int, progress: bool = True, cache_dir=None) -> np.ndarray:  # noqa: ANN001
         key = (str(ds.root), len(ds), size)
         if key not in cache:
             cache[key] = load_tiles(ds, size, progress)

@@ -6,12 +6,14 @@ as the synthetic benchmark and the benchmark builder write them. Integer tiles a
 [0, 1] reflectance (uint8 / 255, uint16 / 10000).
 
 :func:`load_tiles` (the image-representation baselines of Appendix A) reads every tile, resizes
-it to ``size`` x ``size`` with antialiasing, and stacks them as (N, C, H, W) float32. Per-band
-standardisation is left to the learner (its statistics must come from its own rows).
+it to ``size`` x ``size`` with antialiasing, and stacks them as (N, C, H, W) float32, cached as
+one ``.npy`` per dataset and size when given a cache folder (seven baselines read the same tiles).
+Per-band standardisation is left to the learner (its statistics must come from its own rows).
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -20,7 +22,9 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 from tqdm.auto import tqdm
 
+from urbanmoe.config import config_hash
 from urbanmoe.data.table import DataError, RegionDataset
+from urbanmoe.io import atomic_path, sha256_file
 
 _SCALE = {np.dtype("uint8"): 255.0, np.dtype("uint16"): 10000.0}
 
@@ -43,8 +47,30 @@ def read_tile(path: Path) -> np.ndarray:
     return arr
 
 
-def load_tiles(ds: RegionDataset, size: int, progress: bool = True) -> np.ndarray:
-    """(N, C, size, size) float32 tiles in table order; a one-line error without images."""
+def load_tiles(ds: RegionDataset, size: int, progress: bool = True,
+               cache_dir: Path | str | None = None) -> np.ndarray:
+    """(N, C, size, size) float32 tiles in table order; a one-line error without images.
+
+    With ``cache_dir``, read from (or written to) ``tiles-<dataset>-<size>-<key>.npy`` there,
+    keyed by the dataset folder and its table's bytes (tiles are named by the table; one
+    replaced in place under the same name is not noticed).
+    """
+    if cache_dir is None:
+        return _read_tiles(ds, size, progress)
+    key = config_hash({"root": str(Path(ds.root).resolve()), "size": size,
+                       "table": sha256_file(ds.table_path)})
+    name = re.sub(r"[^\w.-]+", "_", ds.name)
+    path = Path(cache_dir) / f"tiles-{name}-{size}-{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    tiles = _read_tiles(ds, size, progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, tiles)
+    return tiles
+
+
+def _read_tiles(ds: RegionDataset, size: int, progress: bool) -> np.ndarray:
     # torch loads here, not at import: reading one tile (the stats encoder, Figure 6) needs none
     import torch
     import torch.nn.functional as F

@@ -35,7 +35,7 @@ assert tuple(key for _, key, _ in FIGURE3) == ITEMS["figure3"].curves
 #: Config keys (prefixes) that differ between runs without changing the experiment; every other
 #: key outside SETTINGS must equal the full model's for a run to be placed in a study.
 INCIDENTAL = ("seed", "workflow.", "train.seeds", "train.device", "train.threads",
-              "features.cache_dir", "baselines.representation_cache",
+              "features.cache_dir", "baselines.cache_dir",
               "features.remoteclip.device", "features.remoteclip.batch_size")
 
 

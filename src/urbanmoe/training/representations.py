@@ -3,7 +3,7 @@
 A representation (UrbanCLIP's contrastive embedding, Tile2Vec's, a ResNet-18 trained from
 scratch, ...) depends on the dataset, the split, the seed, its own settings and the device it
 was learned on, and not on the regression head that is trained on it afterwards. It is keyed by
-exactly those and cached as one ``.npz`` under ``baselines.representation_cache``, so
+exactly those and cached as one ``.npz`` under ``baselines.cache_dir``, so
 
 * UrbanCLIP (ST) and UrbanCLIP (MT), which learn the same representation, learn it once;
 * a rerun that changes only the head (``baselines.head_hidden``, ``train.*``) reads it.
@@ -32,7 +32,7 @@ from urbanmoe.training.registry import ModelSpec, Representation
 log = logging.getLogger(__name__)
 
 #: ``baselines.*`` keys that shape no representation (the head, the cache itself)
-NOT_REPRESENTATION = ("head_hidden", "representation_cache")
+NOT_REPRESENTATION = ("head_hidden", "cache_dir")
 
 
 def _digest(*arrays: np.ndarray) -> str:
@@ -59,8 +59,8 @@ def representation_key(spec: ModelSpec, prep: Prepared, b: dict[str, Any], seed:
 
 def cache_path(spec: ModelSpec, prep: Prepared, b: dict[str, Any], seed: int,
                device: torch.device) -> Path | None:
-    """Where the representation is cached (None: ``baselines.representation_cache`` is off)."""
-    folder = b.get("representation_cache")
+    """Where the representation is cached (None: ``baselines.cache_dir`` is off)."""
+    folder = b.get("cache_dir")
     if not folder:
         return None
     learner = spec.target.split(":")[0].rsplit(".", 1)[-1]  # e.g. "urbanclip", "tile2vec"

@@ -88,7 +88,7 @@ def learn(prep: Prepared, b: dict[str, Any], seed: int, device: str | torch.devi
     model, tokenizer = build_model(s["arch"], s["checkpoint"], seed)
     model = model.to(dev)
     train = np.asarray(prep.split.train)
-    tiles = load_tiles(ds, b["image_size"], progress)
+    tiles = load_tiles(ds, b["image_size"], progress, b.get("cache_dir"))
     if tiles.shape[1] < 3:
         raise DataError(f"{ds.table_path}: {tiles.shape[1]}-band tiles; UrbanCLIP needs R, G, B")
     rgb, preprocess = torch.from_numpy(rgb_tiles(tiles, train)), preprocessing(model)

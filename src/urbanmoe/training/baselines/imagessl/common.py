@@ -30,7 +30,7 @@ from urbanmoe.training.prepare import Prepared
 
 def standardised_tiles(prep: Prepared, b: dict[str, Any], progress: bool) -> torch.Tensor:
     """(N, C, S, S) float32 tiles, per band standardised with the training rows' mean / std."""
-    tiles = load_tiles(prep.ds, int(b["image_size"]), progress)
+    tiles = load_tiles(prep.ds, int(b["image_size"]), progress, b.get("cache_dir"))
     train = tiles[prep.split.train]
     mean = train.mean(axis=(0, 2, 3), keepdims=True)
     std = train.std(axis=(0, 2, 3), keepdims=True)

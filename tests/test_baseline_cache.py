@@ -1,4 +1,5 @@
-"""Learned representations are cached by what they depend on, and read back unchanged."""
+"""The image baselines' cache: tiles and learned representations, keyed by what they depend on
+and read back unchanged."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ SMALL = ["baselines.image_size=8", "baselines.repr_dim=8", "baselines.head_hidde
 def setup(synth_sh: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     cache = tmp_path_factory.mktemp("reps")
     prep, cfg = prepared_city(synth_sh, tmp_path_factory.mktemp("feats"),
-                              [*SMALL, f"baselines.representation_cache={cache}"])
+                              [*SMALL, f"baselines.cache_dir={cache}"])
     return prep, cfg, cache
 
 
@@ -39,7 +40,7 @@ def test_the_key_is_what_the_representation_depends_on(setup: tuple) -> None:
     assert _path(prep, cfg, "urbanclip_st", repr_dim=9) != base
     assert _path(prep, cfg, "tile2vec") != base
     assert representations.cache_path(registry.get("pca"), prep,
-                                      {**cfg["baselines"], "representation_cache": None},
+                                      {**cfg["baselines"], "cache_dir": None},
                                       0, CPU) is None
 
 
@@ -48,7 +49,7 @@ def test_a_cached_representation_is_learned_once_and_gives_the_same_run(
     prep, cfg, cache = setup
     spec = registry.get("pca")
     fresh = fit_model(spec, prep, {**cfg, "baselines": {**cfg["baselines"],
-                                                         "representation_cache": None}},
+                                                         "cache_dir": None}},
                       0, CPU, progress=False)
     calls = []
     learn = spec.function()
@@ -60,3 +61,17 @@ def test_a_cached_representation_is_learned_once_and_gives_the_same_run(
     for out in (first, again):
         np.testing.assert_array_equal(out.pred_std, fresh.pred_std)
         assert out.n_params == fresh.n_params and out.objective == fresh.objective
+
+
+def test_tiles_are_cached_per_dataset_and_size(setup: tuple, tmp_path: Path) -> None:
+    from urbanmoe.data.tiles import load_tiles
+
+    prep = setup[0]
+    fresh = load_tiles(prep.ds, 8, progress=False)
+    first = load_tiles(prep.ds, 8, progress=False, cache_dir=tmp_path)
+    (path,) = tmp_path.glob("tiles-SH-8-*.npy")
+    np.testing.assert_array_equal(first, fresh)
+    np.save(path, np.zeros_like(fresh))  # what is there is what is read
+    assert not load_tiles(prep.ds, 8, progress=False, cache_dir=tmp_path).any()
+    load_tiles(prep.ds, 4, progress=False, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("tiles-SH-*.npy"))) == 2
