@@ -3,6 +3,7 @@ the tiny configuration (.test/config) and the project's."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,45 @@ def test_report_captions_are_the_paper_items() -> None:
     shown = wf.reported_artifacts("ablations.ipynb")
     assert ("paper_figures/figure3.png", "figure3", "Appendix C") in shown
     assert all(path.endswith(wf.REPORTED) for path, _, _ in shown)
+
+
+def test_report_entries_caption_what_the_report_shows() -> None:
+    """Every file of the notebook, in order; the shown ones with their item's caption (a path
+    from workflow/rules, where common.smk calls report()) and section, the others bare."""
+    entries = wf.report_entries("ablations.ipynb")
+    assert [path for path, _, _ in entries] == wf.artifacts("ablations.ipynb")
+    by_path = {path: (caption, category) for path, caption, category in entries}
+    assert by_path["paper_figures/figure3.png"] == ("../report/figure3.rst", "Appendix C")
+    assert by_path["paper_figures/figure3.pdf"] == (None, None)
+    assert by_path["paper_figures/ablations_summary.csv"] == (None, None)  # no item's file
+    shown = [(path, c) for path, c, _ in entries if c is not None]
+    assert {path for path, _ in shown} == {p for p, _, _ in wf.reported_artifacts(
+        "ablations.ipynb")}
+    for path, caption in shown:
+        assert path.endswith(wf.REPORTED) and by_path[path][1] is not None
+        assert (ROOT / "workflow/rules" / caption).resolve().is_file(), caption
+
+
+def test_spatial_artifacts_hold_transfer_tables_only_with_pairs(tiny: dict) -> None:
+    files = wf.spatial_artifacts(tiny)
+    assert len(files) == len(set(files)) == 8
+    assert "paper_figures/spatial/spatial_context_tasks.png" in files
+    assert "paper_figures/spatial/transfer.tex" in files
+    tiny["workflow"]["transfer_pairs"] = []
+    assert wf.spatial_artifacts(tiny) == [f for f in files if "/transfer." not in f]
+    assert wf.spatial_experiments(tiny) == ["spatial_context"]
+
+
+def test_urbanclip_names_match_the_cities_whole(tiny: dict) -> None:
+    assert not re.fullmatch(wf.urbanclip_names(tiny), "")  # no city: matches nothing
+    tiny["data"]["urbanclip"] = {"Xi'an new": "raw/xian", "a.b": "raw/ab"}
+    names = wf.urbanclip_names(tiny)
+    assert re.fullmatch(names, "Xi'an new") and re.fullmatch(names, "a.b")
+    assert not re.fullmatch(names, "axb") and not re.fullmatch(names, "DC")
+
+
+def test_train_resources_ask_a_gpu_only_when_configured(tiny: dict) -> None:
+    assert wf.train_resources(tiny) == {"mem_mb": 1500, "runtime": 30 * 2}
+    tiny["workflow"]["gpus"] = 1
+    assert wf.train_resources(tiny)["gpu"] == 1
+

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -45,6 +47,11 @@ def all_dataset_dirs(cfg: Config) -> list[str]:
     return [dataset_dir(cfg, d) for d in cfg["data"]["datasets"]]
 
 
+def urbanclip_names(cfg: Config) -> str:
+    """A regular expression that matches exactly the cities of data.urbanclip (none: nothing)."""
+    return "|".join(re.escape(name) for name in cfg["data"]["urbanclip"]) or "(?!x)x"
+
+
 def table2_runs(cfg: Config) -> list[str]:
     """Every run folder behind Table 2."""
     return _runs("results/runs/{dataset}/{split}/{model}/seed{seed}",
@@ -71,6 +78,15 @@ def training_settings(cfg: Config, variant: str) -> dict[str, Any]:
     if variant.split("@")[0] not in URBANMOE_MODELS:
         keys.append("baselines")
     return {key: cfg[key] for key in keys}
+
+
+def train_resources(cfg: Config) -> dict[str, int]:
+    """A training job's resources: memory, a runtime for all its seeds, and a GPU when
+    workflow.gpus asks for one (so that parallel jobs never share it)."""
+    flow = cfg["workflow"]
+    res = {"mem_mb": flow["train_mem_mb"],
+           "runtime": flow["train_runtime_min"] * len(cfg["train"]["seeds"])}
+    return {**res, "gpu": flow["gpus"]} if flow["gpus"] > 0 else res
 
 
 def _ablations(cfg: Config, variants: Iterable[str]) -> list[str]:
@@ -141,6 +157,16 @@ def spatial_experiments(cfg: Config) -> list[str]:
     return ["spatial_context"] + (["transfer"] if cfg["workflow"]["transfer_pairs"] else [])
 
 
+def spatial_artifacts(cfg: Config) -> list[str]:
+    """The files of the spatial-context target: the comparison's tables and figure, and the
+    transfer tables when workflow.transfer_pairs names any."""
+    files = [f"spatial_context.{ext}" for ext in ("csv", "md", "tex")]
+    files += [f"spatial_context_tasks.{ext}" for ext in ("png", "pdf")]
+    if cfg["workflow"]["transfer_pairs"]:
+        files += [f"transfer.{ext}" for ext in ("csv", "md", "tex")]
+    return [f"{FIGURES}/spatial/{f}" for f in files]
+
+
 def transfer_side(cfg: Config, side: str) -> tuple[str, str, str]:
     """``CITY[.PART]`` of a transfer pair -> (dataset folder, city, part)."""
     name, _, part = side.partition(".")
@@ -182,6 +208,18 @@ def reported_artifacts(notebook: str | None) -> list[tuple[str, str, str]]:
     the category is the item's place in the paper."""
     return [(f"{FIGURES}/{f}", item.name, item.section) for item in ITEMS.values()
             if item.notebook == notebook for f in item.outputs if f.endswith(REPORTED)]
+
+
+def report_entries(notebook: str) -> list[tuple[str, str | None, str | None]]:
+    """(path, caption, category) of each file ``notebook`` writes: the caption (relative to
+    ``workflow/rules``) and category of those the report shows, ``None`` for the others."""
+    shown = {path: (item, section) for path, item, section in reported_artifacts(notebook)}
+    entries: list[tuple[str, str | None, str | None]] = []
+    for path in artifacts(notebook):
+        item, section = shown.get(path, (None, None))
+        entries.append((path, None, None) if item is None
+                       else (path, f"../{os.path.basename(CAPTIONS)}/{item}.rst", section))
+    return entries
 
 
 def caption_rst(name: str) -> str:
@@ -236,3 +274,4 @@ def data_note(cfg: Config) -> str:
              "user datasets": other}
     parts = [f"{kind} ({', '.join(names)})" for kind, names in kinds.items() if names]
     return "; ".join(parts) + ", not the data of the paper"
+
