@@ -3,6 +3,7 @@ the tiny configuration (.test/config) and the project's."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 from types import SimpleNamespace as Wildcards
@@ -171,6 +172,10 @@ def test_plan_seed_pattern_names_every_seed_folder(tiny: dict) -> None:
         assert [pattern.replace("{seed}", str(s)) for s in plan.seeds] == folders
     assert plan.seed_pattern(w) == (
         "results/spatial/my city's/random/ridge@features.cache_dir=a b/seed{seed}")
+    # Snakemake records only params that read neither input nor output: one that read the
+    # output would drop out of the record and rerun every finished training job.
+    for pattern_of in (plan.seed_pattern, plan.transfer_pattern, plan.training_settings):
+        assert list(inspect.signature(pattern_of).parameters) == ["wildcards"]
 
 
 def test_plan_params_functions_read_the_job(tiny: dict) -> None:
