@@ -3,9 +3,13 @@ the tiny configuration (.test/config) and the project's."""
 
 from __future__ import annotations
 
+import inspect
+import re
 from pathlib import Path
+from types import SimpleNamespace as Wildcards
 
 import pytest
+import yaml
 
 from urbanmoe import workflow as wf
 from urbanmoe.config import load_config
@@ -83,3 +87,103 @@ def test_report_captions_are_the_paper_items() -> None:
     shown = wf.reported_artifacts("ablations.ipynb")
     assert ("paper_figures/figure3.png", "figure3", "Appendix C") in shown
     assert all(path.endswith(wf.REPORTED) for path, _, _ in shown)
+
+
+def test_report_entries_caption_what_the_report_shows() -> None:
+    """Every file of the notebook, in order; the shown ones with their item's caption (a path
+    from workflow/rules, where common.smk calls report()) and section, the others bare."""
+    entries = wf.report_entries("ablations.ipynb")
+    assert [path for path, _, _ in entries] == wf.artifacts("ablations.ipynb")
+    by_path = {path: (caption, category) for path, caption, category in entries}
+    assert by_path["paper_figures/figure3.png"] == ("../report/figure3.rst", "Appendix C")
+    assert by_path["paper_figures/figure3.pdf"] == (None, None)
+    assert by_path["paper_figures/ablations_summary.csv"] == (None, None)  # no item's file
+    shown = [(path, c) for path, c, _ in entries if c is not None]
+    assert {path for path, _ in shown} == {p for p, _, _ in wf.reported_artifacts(
+        "ablations.ipynb")}
+    for path, caption in shown:
+        assert path.endswith(wf.REPORTED) and by_path[path][1] is not None
+        assert (ROOT / "workflow/rules" / caption).resolve().is_file(), caption
+
+
+def test_spatial_artifacts_hold_transfer_tables_only_with_pairs(tiny: dict) -> None:
+    files = wf.spatial_artifacts(tiny)
+    assert len(files) == len(set(files)) == 8
+    assert "paper_figures/spatial/spatial_context_tasks.png" in files
+    assert "paper_figures/spatial/transfer.tex" in files
+    tiny["workflow"]["transfer_pairs"] = []
+    assert wf.spatial_artifacts(tiny) == [f for f in files if "/transfer." not in f]
+    assert wf.spatial_experiments(tiny) == ["spatial_context"]
+
+
+def test_urbanclip_names_match_the_cities_whole(tiny: dict) -> None:
+    assert not re.fullmatch(wf.urbanclip_names(tiny), "")  # no city: matches nothing
+    tiny["data"]["urbanclip"] = {"Xi'an new": "raw/xian", "a.b": "raw/ab"}
+    names = wf.urbanclip_names(tiny)
+    assert re.fullmatch(names, "Xi'an new") and re.fullmatch(names, "a.b")
+    assert not re.fullmatch(names, "axb") and not re.fullmatch(names, "DC")
+
+
+def test_train_resources_ask_a_gpu_only_when_configured(tiny: dict) -> None:
+    assert wf.train_resources(tiny) == {"mem_mb": 1500, "runtime": 30 * 2}
+    tiny["workflow"]["gpus"] = 1
+    assert wf.train_resources(tiny)["gpu"] == 1
+
+
+def test_plan_input_functions_read_the_wildcards(tiny: dict) -> None:
+    tiny["data"]["urbanclip"] = {"Xi'an new": "raw/xi an's"}
+    plan = wf.Plan(tiny, repo="/repo")
+    assert plan.dataset_dir(Wildcards(dataset="Xi'an new")) == "data/real/Xi'an new"
+    assert plan.dataset_dir(Wildcards(dataset="DC")) == "data/synthetic/DC"
+    assert plan.urbanclip_source(Wildcards(city="Xi'an new")) == "raw/xi an's"
+    assert plan.default_model_runs(Wildcards(dataset="DC", split="random")) == [
+        "results/runs/DC/random/urbanmoe/seed0", "results/runs/DC/random/urbanmoe/seed1"]
+    assert plan.experiment_runs(Wildcards(experiment="transfer")) == plan.transfer_runs
+    assert plan.transfer_inputs(Wildcards(pair="DC.west_to_DC")) == {
+        "source": "data/synthetic/DC", "target": "data/synthetic/DC"}
+    assert plan.transfer_parts(Wildcards(pair="DC_to_DC.east"))[1::2] == ["all", "east"]
+    assert "baselines" in plan.training_settings(Wildcards(variant="knn"))
+    assert plan.notebook("table2.ipynb") == "/repo/notebooks/table2.ipynb"
+    assert plan.published("published_table1.csv") == "/repo/paper/published_table1.csv"
+
+
+def test_plan_lists_are_the_module_functions(tiny: dict) -> None:
+    plan = wf.Plan(tiny)
+    assert plan.table2_runs == wf.table2_runs(tiny)
+    assert plan.ablation_runs == wf.ablation_runs(tiny) and plan.table4_baseline_runs == []
+    assert plan.spatial_artifacts == wf.spatial_artifacts(tiny)
+    assert plan.paper_artifacts == wf.all_artifacts()
+    assert plan.synth_dirs == ["data/synthetic/DC"] and plan.real_dir == "data/real/{city}"
+    assert plan.seed_args == "0 1"
+    assert yaml.safe_load(plan.datasets_yaml) == {"datasets": ["DC"]}
+    assert yaml.safe_load(plan.dataset_dirs_yaml) == {"dataset_dirs": ["data/synthetic/DC"]}
+    assert plan.figure_run == "results/ablations/DC/random/urbanmoe/seed0"
+
+
+def test_plan_seed_pattern_names_every_seed_folder(tiny: dict) -> None:
+    """--out's pattern, filled with each seed, gives back the job's output folders."""
+    plan = wf.Plan(tiny)
+    w = Wildcards(collection="spatial", dataset="my city's", split="random",
+                  variant="ridge@features.cache_dir=a b", pair="DC.west_to_DC")
+    for prefix, pattern in (("results/{collection}/{dataset}/{split}/{variant}",
+                             plan.seed_pattern(w)),
+                            ("results/transfer/{pair}/{variant}", plan.transfer_pattern(w))):
+        folders = [f.format(**vars(w)) for f in plan.seed_folders(prefix)]
+        assert [pattern.replace("{seed}", str(s)) for s in plan.seeds] == folders
+    assert plan.seed_pattern(w) == (
+        "results/spatial/my city's/random/ridge@features.cache_dir=a b/seed{seed}")
+    # Snakemake records only params that read neither input nor output: one that read the
+    # output would drop out of the record and rerun every finished training job.
+    for pattern_of in (plan.seed_pattern, plan.transfer_pattern, plan.training_settings):
+        assert list(inspect.signature(pattern_of).parameters) == ["wildcards"]
+
+
+def test_plan_params_functions_read_the_job(tiny: dict) -> None:
+    plan = wf.Plan(tiny)
+    job = Wildcards(features="data/features/my city's", artifacts=["a b.csv", "c.md"],
+                    published=["/repo/paper/published_table3.csv"])
+    setting = plan.features_override(None, input=job)
+    key, _, value = setting.partition("=")
+    assert key == "features.cache_dir" and yaml.safe_load(value) == "data/features/my city's"
+    assert plan.artifact_flags(None, input=job) == ["--artifact", "a b.csv", "--artifact", "c.md"]
+    assert plan.published_folder(None, input=job) == "/repo/paper"

@@ -1,16 +1,18 @@
 """What the Snakemake workflow asks of the configuration and the paper items, as plain Python.
 
-``workflow/rules/common.smk`` holds input functions only; each calls one function here with the
-workflow's ``config`` (the validated ``config/config.yaml``), so the logic is importable and
-unit-tested (``tests/test_workflow_module.py``). Paths are relative to the working directory of
-the workflow. Which runs each paper item needs comes from ``paper_items.py`` and
-``evaluation/experiments.py``.
+``workflow/rules/common.smk`` makes one :class:`Plan` of the workflow's ``config`` (the
+validated ``config/config.yaml``); the rules name its lists and its input and params functions,
+so the logic is importable and unit-tested (``tests/test_workflow_module.py``). Paths are
+relative to the working directory of the workflow. Which runs each paper item needs comes from
+``paper_items.py`` and ``evaluation/experiments.py``.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -45,6 +47,11 @@ def all_dataset_dirs(cfg: Config) -> list[str]:
     return [dataset_dir(cfg, d) for d in cfg["data"]["datasets"]]
 
 
+def urbanclip_names(cfg: Config) -> str:
+    """A regular expression that matches exactly the cities of data.urbanclip (none: nothing)."""
+    return "|".join(re.escape(name) for name in cfg["data"]["urbanclip"]) or "(?!x)x"
+
+
 def table2_runs(cfg: Config) -> list[str]:
     """Every run folder behind Table 2."""
     return _runs("results/runs/{dataset}/{split}/{model}/seed{seed}",
@@ -71,6 +78,15 @@ def training_settings(cfg: Config, variant: str) -> dict[str, Any]:
     if variant.split("@")[0] not in URBANMOE_MODELS:
         keys.append("baselines")
     return {key: cfg[key] for key in keys}
+
+
+def train_resources(cfg: Config) -> dict[str, int]:
+    """A training job's resources: memory, a runtime for all its seeds, and a GPU when
+    workflow.gpus asks for one (so that parallel jobs never share it)."""
+    flow = cfg["workflow"]
+    res = {"mem_mb": flow["train_mem_mb"],
+           "runtime": flow["train_runtime_min"] * len(cfg["train"]["seeds"])}
+    return {**res, "gpu": flow["gpus"]} if flow["gpus"] > 0 else res
 
 
 def _ablations(cfg: Config, variants: Iterable[str]) -> list[str]:
@@ -141,6 +157,16 @@ def spatial_experiments(cfg: Config) -> list[str]:
     return ["spatial_context"] + (["transfer"] if cfg["workflow"]["transfer_pairs"] else [])
 
 
+def spatial_artifacts(cfg: Config) -> list[str]:
+    """The files of the spatial-context target: the comparison's tables and figure, and the
+    transfer tables when workflow.transfer_pairs names any."""
+    files = [f"spatial_context.{ext}" for ext in ("csv", "md", "tex")]
+    files += [f"spatial_context_tasks.{ext}" for ext in ("png", "pdf")]
+    if cfg["workflow"]["transfer_pairs"]:
+        files += [f"transfer.{ext}" for ext in ("csv", "md", "tex")]
+    return [f"{FIGURES}/spatial/{f}" for f in files]
+
+
 def transfer_side(cfg: Config, side: str) -> tuple[str, str, str]:
     """``CITY[.PART]`` of a transfer pair -> (dataset folder, city, part)."""
     name, _, part = side.partition(".")
@@ -182,6 +208,18 @@ def reported_artifacts(notebook: str | None) -> list[tuple[str, str, str]]:
     the category is the item's place in the paper."""
     return [(f"{FIGURES}/{f}", item.name, item.section) for item in ITEMS.values()
             if item.notebook == notebook for f in item.outputs if f.endswith(REPORTED)]
+
+
+def report_entries(notebook: str) -> list[tuple[str, str | None, str | None]]:
+    """(path, caption, category) of each file ``notebook`` writes: the caption (relative to
+    ``workflow/rules``) and category of those the report shows, ``None`` for the others."""
+    shown = {path: (item, section) for path, item, section in reported_artifacts(notebook)}
+    entries: list[tuple[str, str | None, str | None]] = []
+    for path in artifacts(notebook):
+        item, section = shown.get(path, (None, None))
+        entries.append((path, None, None) if item is None
+                       else (path, f"../{os.path.basename(CAPTIONS)}/{item}.rst", section))
+    return entries
 
 
 def caption_rst(name: str) -> str:
@@ -236,3 +274,100 @@ def data_note(cfg: Config) -> str:
              "user datasets": other}
     parts = [f"{kind} ({', '.join(names)})" for kind, names in kinds.items() if names]
     return "; ".join(parts) + ", not the data of the paper"
+
+
+class Plan:
+    """What the rules ask of one configuration. ``common.smk`` makes one
+    (``plan = Plan(config, repo)``); the rules name its lists (attributes), its input functions
+    (which take Snakemake's ``wildcards``) and its params functions (``wildcards`` and the job's
+    ``input`` or ``output``, named as Snakemake passes them). Each asks the module function of
+    the same name."""
+
+    def __init__(self, cfg: Config, repo: str = ".") -> None:
+        data = cfg["data"]
+        self.cfg, self.repo = cfg, repo
+        self.datasets: list[str] = data["datasets"]
+        self.seeds: list[int] = cfg["train"]["seeds"]
+        self.seed_args = " ".join(str(s) for s in self.seeds)  # --seed's arguments
+        self.synth_dirs = [f"{data['root']}/{city}" for city in cfg["synth"]["cities"]]
+        self.real_dir = data["real_root"] + "/{city}"  # an imported city's folder
+        self.urbanclip_names = urbanclip_names(cfg)
+        self.dataset_dirs = all_dataset_dirs(cfg)
+        self.table2_runs = table2_runs(cfg)
+        self.ablation_runs = ablation_runs(cfg)
+        self.table4_baseline_runs = table2_sourced_runs(cfg, "table4")
+        self.spatial_runs = spatial_runs(cfg)
+        self.transfer_runs = transfer_runs(cfg)
+        self.figure_run = figure_run(cfg)
+        self.prediction_maps = prediction_maps(cfg)
+        self.experiments = paper_experiments()
+        self.spatial_experiments = spatial_experiments(cfg)
+        self.paper_artifacts = all_artifacts()
+        self.spatial_artifacts = spatial_artifacts(cfg)
+        self.train_resources = train_resources(cfg)
+        self.data_note = data_note(cfg)
+        # papermill -y parameters
+        self.datasets_yaml = f"datasets: {yaml_list(self.datasets)}"
+        self.dataset_dirs_yaml = f"dataset_dirs: {yaml_list(self.dataset_dirs)}"
+        self.ablation_grids = ablation_grids(cfg)
+
+    def notebook(self, name: str) -> str:
+        """A notebook of the repository's notebooks/."""
+        return os.path.join(self.repo, "notebooks", name)
+
+    def published(self, name: str) -> str:
+        """A table of the paper, in the repository's paper/."""
+        return os.path.join(self.repo, "paper", name)
+
+    def seed_folders(self, prefix: str) -> list[str]:
+        """A training job's outputs: one folder per seed under ``prefix`` (a wildcard pattern)."""
+        return [f"{prefix}/seed{seed}" for seed in self.seeds]
+
+    # input functions
+    def dataset_dir(self, wildcards: Any) -> str:
+        return dataset_dir(self.cfg, wildcards.dataset)
+
+    def urbanclip_source(self, wildcards: Any) -> str:
+        return self.cfg["data"]["urbanclip"][wildcards.city]
+
+    def default_model_runs(self, wildcards: Any) -> list[str]:
+        return default_model_runs(self.cfg, wildcards.dataset, wildcards.split)
+
+    def experiment_runs(self, wildcards: Any) -> list[str]:
+        return experiment_runs(self.cfg, wildcards.experiment)
+
+    def transfer_inputs(self, wildcards: Any) -> dict[str, str]:
+        return transfer_inputs(self.cfg, wildcards.pair)
+
+    # params functions
+    def training_settings(self, wildcards: Any) -> dict[str, Any]:
+        return training_settings(self.cfg, wildcards.variant)
+
+    def transfer_parts(self, wildcards: Any) -> list[str]:
+        return transfer_parts(self.cfg, wildcards.pair)
+
+    # --out of a training job, its seed folders' pattern. These read the wildcards, not the
+    # output: Snakemake records (and compares) only params that read neither input nor output.
+    @staticmethod
+    def seed_pattern(wildcards: Any) -> str:
+        w = wildcards
+        return f"results/{w.collection}/{w.dataset}/{w.split}/{w.variant}/seed{{seed}}"
+
+    @staticmethod
+    def transfer_pattern(wildcards: Any) -> str:
+        return f"results/transfer/{wildcards.pair}/{wildcards.variant}/seed{{seed}}"
+
+    @staticmethod
+    def features_override(wildcards: Any, input: Any) -> str:
+        """The --set that points a run at the job's features folder."""
+        return f"features.cache_dir={yaml_scalar(input.features)}"
+
+    @staticmethod
+    def artifact_flags(wildcards: Any, input: Any) -> list[str]:
+        """``--artifact FILE`` for each of the job's artifacts, as arguments."""
+        return [arg for path in input.artifacts for arg in ("--artifact", path)]
+
+    @staticmethod
+    def published_folder(wildcards: Any, input: Any) -> str:
+        """The folder of the job's published tables."""
+        return os.path.dirname(input.published[0])

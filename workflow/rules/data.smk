@@ -1,12 +1,12 @@
 rule synth:
     output:
-        directory(expand("{root}/{city}", root=DATA, city=config["synth"]["cities"])),
+        directory(plan.synth_dirs),
     log:
         "logs/synth.log",
     benchmark:
         "results/benchmarks/synth.tsv",
     params:
-        root=parent_folder,
+        root=subpath(output[0], parent=True),
         settings=config["synth"],
     threads: 1
     resources:
@@ -20,7 +20,7 @@ rule synth:
 # the features are keyed by the table's checksum, and a rerun synth still triggers this rule.
 rule features:
     input:
-        ancient(dataset_dir),
+        ancient(plan.dataset_dir),
     output:
         directory("data/features/{dataset}"),
     log:
@@ -39,15 +39,15 @@ rule features:
 
 rule import_urbanclip:
     input:
-        urbanclip_source,
+        plan.urbanclip_source,
     output:
-        directory(f"{REAL}/{{city}}"),
+        directory(plan.real_dir),
     log:
         "logs/import/{city}.log",
     benchmark:
         "results/benchmarks/import/{city}.tsv",
     wildcard_constraints:
-        city=URBANCLIP_NAMES,
+        city=plan.urbanclip_names,
     threads: 1
     resources:
         mem_mb=2000,
@@ -61,7 +61,7 @@ rule import_urbanclip:
 
 rule data_report:
     input:
-        ancient(dataset_dir),
+        ancient(plan.dataset_dir),
     output:
         multiext("results/data_report/{dataset}", ".json", ".md"),
     log:
@@ -69,7 +69,7 @@ rule data_report:
     benchmark:
         "results/benchmarks/data_report/{dataset}.tsv",
     params:
-        stem=output_stem,
+        stem=subpath(output[0], strip_suffix=".json"),
     threads: 1
     resources:
         mem_mb=1000,

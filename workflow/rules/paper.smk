@@ -2,9 +2,9 @@
 # named 2024 stays a string) and lists as YAML with quoted strings (-y, urbanmoe.workflow.yaml_list).
 rule table2:
     input:
-        notebook=os.path.join(NOTEBOOKS, "table2.ipynb"),
-        published=os.path.join(PUBLISHED, "published_table2.csv"),
-        runs=table2_runs,
+        notebook=plan.notebook("table2.ipynb"),
+        published=plan.published("published_table2.csv"),
+        runs=plan.table2_runs,
     output:
         reported("table2.ipynb"),
         notebook="results/notebooks/table2.ipynb",
@@ -13,8 +13,8 @@ rule table2:
     benchmark:
         "results/benchmarks/paper/table2.tsv",
     params:
-        datasets=f"datasets: {wf.yaml_list(DATASETS)}",
-        note=data_note,
+        datasets=plan.datasets_yaml,
+        note=plan.data_note,
     threads: 1
     resources:
         mem_mb=2000,
@@ -27,12 +27,10 @@ rule table2:
 
 rule ablations:
     input:
-        notebook=os.path.join(NOTEBOOKS, "ablations.ipynb"),
-        published=expand(
-            os.path.join(PUBLISHED, "published_table{n}.csv"), n=[3, 4]
-        ),
-        runs=ablation_runs,
-        baselines=table4_baseline_runs,
+        notebook=plan.notebook("ablations.ipynb"),
+        published=expand(plan.published("published_table{n}.csv"), n=[3, 4]),
+        runs=plan.ablation_runs,
+        baselines=plan.table4_baseline_runs,
     output:
         reported("ablations.ipynb"),
         notebook="results/notebooks/ablations.ipynb",
@@ -41,11 +39,11 @@ rule ablations:
     benchmark:
         "results/benchmarks/paper/ablations.tsv",
     params:
-        dataset=EXP["dataset"],
-        split=EXP["split"],
-        published=published_folder,
-        grids=wf.ablation_grids(config),
-        note=data_note,
+        dataset=config["experiments"]["dataset"],
+        split=config["experiments"]["split"],
+        published=plan.published_folder,
+        grids=plan.ablation_grids,
+        note=plan.data_note,
     threads: 1
     resources:
         mem_mb=2000,
@@ -60,8 +58,8 @@ rule ablations:
 
 rule experts:
     input:
-        notebook=os.path.join(NOTEBOOKS, "experts.ipynb"),
-        run=wf.figure_run(config),
+        notebook=plan.notebook("experts.ipynb"),
+        run=plan.figure_run,
     output:
         reported("experts.ipynb"),
         notebook="results/notebooks/experts.ipynb",
@@ -70,10 +68,10 @@ rule experts:
     benchmark:
         "results/benchmarks/paper/experts.tsv",
     params:
-        tsne_seed=EXP["tsne_seed"],
-        points=EXP["tsne_points"],
-        tsne_iter=EXP["tsne_iter"],
-        note=data_note,
+        tsne_seed=config["experiments"]["tsne_seed"],
+        points=config["experiments"]["tsne_points"],
+        tsne_iter=config["experiments"]["tsne_iter"],
+        note=plan.data_note,
     threads: 1
     resources:
         mem_mb=2000,
@@ -87,9 +85,9 @@ rule experts:
 
 rule dataset_stats:
     input:
-        notebook=os.path.join(NOTEBOOKS, "dataset.ipynb"),
-        published=os.path.join(PUBLISHED, "published_table1.csv"),
-        datasets=all_dataset_dirs(),
+        notebook=plan.notebook("dataset.ipynb"),
+        published=plan.published("published_table1.csv"),
+        datasets=plan.dataset_dirs,
     output:
         reported("dataset.ipynb"),
         notebook="results/notebooks/dataset.ipynb",
@@ -98,10 +96,10 @@ rule dataset_stats:
     benchmark:
         "results/benchmarks/paper/dataset.tsv",
     params:
-        roots=f"dataset_dirs: {wf.yaml_list(all_dataset_dirs())}",
-        sample=EXP["dataset"],
-        seed=EXP["sample_seed"],
-        note=data_note,
+        roots=plan.dataset_dirs_yaml,
+        sample=config["experiments"]["dataset"],
+        seed=config["experiments"]["sample_seed"],
+        note=plan.data_note,
     threads: 1
     resources:
         mem_mb=2000,
@@ -126,7 +124,7 @@ rule claims:
     benchmark:
         "results/benchmarks/paper/claims.tsv",
     params:
-        folder=parent_folder_of_input,
+        folder=subpath(input[0], parent=True),
     threads: 1
     resources:
         mem_mb=1000,

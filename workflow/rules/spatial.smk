@@ -2,12 +2,9 @@
 # The comparison's runs come from `rule train` (collection "spatial"); transfer runs from here.
 rule transfer:
     input:
-        unpack(transfer_inputs),
+        unpack(plan.transfer_inputs),
     output:
-        [
-            directory(f"results/transfer/{{pair}}/{{variant}}/seed{seed}")
-            for seed in SEEDS
-        ],
+        directory(plan.seed_folders("results/transfer/{pair}/{variant}")),
     log:
         "logs/transfer/{pair}/{variant}.log",
     benchmark:
@@ -15,13 +12,13 @@ rule transfer:
     wildcard_constraints:
         pair="[^/]+_to_[^/]+",
     params:
-        parts=transfer_parts,
-        seeds=" ".join(str(s) for s in SEEDS),
-        pattern=transfer_pattern,
-        settings=training_settings,
-    threads: WF["train_threads"]
+        parts=plan.transfer_parts,
+        seeds=plan.seed_args,
+        pattern=plan.transfer_pattern,
+        settings=plan.training_settings,
+    threads: config["workflow"]["train_threads"]
     resources:
-        **train_resources(),
+        **plan.train_resources,
     shell:
         "urbanmoe transfer --source {input.source:q} --target {input.target:q}"
         " {params.parts:q} --seed {params.seeds} --out {params.pattern:q}"
@@ -30,11 +27,10 @@ rule transfer:
 
 rule spatial_report:
     input:
-        runs=spatial_runs,
-        transfer=transfer_runs,
+        runs=plan.spatial_runs,
+        transfer=plan.transfer_runs,
     output:
-        SPATIAL_ARTIFACTS,
-        TRANSFER_ARTIFACTS,
+        plan.spatial_artifacts,
     log:
         "logs/paper/spatial_report.log",
     benchmark:
@@ -50,6 +46,5 @@ rule spatial_report:
 
 rule spatial:
     input:
-        SPATIAL_ARTIFACTS,
-        TRANSFER_ARTIFACTS,
-        expand("results/mlflow/{experiment}.json", experiment=SPATIAL_EXPERIMENTS),
+        plan.spatial_artifacts,
+        expand("results/mlflow/{experiment}.json", experiment=plan.spatial_experiments),

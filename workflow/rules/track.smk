@@ -3,7 +3,7 @@
 # spatial`) mirrors its runs; mirroring again replaces runs, never duplicates them.
 rule track:
     input:
-        experiment_runs,
+        plan.experiment_runs,
     output:
         "results/mlflow/{experiment}.json",
     log:
@@ -11,7 +11,7 @@ rule track:
     benchmark:
         "results/benchmarks/track/{experiment}.tsv",
     wildcard_constraints:
-        experiment="|".join(EXPERIMENTS + SPATIAL_EXPERIMENTS),
+        experiment="|".join(plan.experiments + plan.spatial_experiments),
     threads: 1
     resources:
         mem_mb=1500,
@@ -23,9 +23,9 @@ rule track:
 
 rule provenance:
     input:
-        artifacts=ALL_ARTIFACTS,
-        runs=table2_runs() + ablation_runs(),
-        records=expand("results/mlflow/{experiment}.json", experiment=EXPERIMENTS),
+        artifacts=plan.paper_artifacts,
+        runs=plan.table2_runs + plan.ablation_runs,
+        records=expand("results/mlflow/{experiment}.json", experiment=plan.experiments),
     output:
         "paper_figures/provenance.json",
     log:
@@ -33,7 +33,7 @@ rule provenance:
     benchmark:
         "results/benchmarks/paper/provenance.tsv",
     params:
-        artifacts=artifact_flags,
+        artifacts=plan.artifact_flags,
     threads: 1
     resources:
         mem_mb=1000,

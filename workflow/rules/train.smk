@@ -4,13 +4,10 @@
 # One job trains all seeds of a variant (one process: the imports are paid once).
 rule train:
     input:
-        dataset=dataset_dir,
+        dataset=plan.dataset_dir,
         features="data/features/{dataset}",
     output:
-        [
-            directory(f"results/{{collection}}/{{dataset}}/{{split}}/{{variant}}/seed{seed}")
-            for seed in SEEDS
-        ],
+        directory(plan.seed_folders("results/{collection}/{dataset}/{split}/{variant}")),
     log:
         "logs/train/{collection}/{dataset}/{split}/{variant}.log",
     benchmark:
@@ -18,13 +15,13 @@ rule train:
     wildcard_constraints:
         collection="runs|ablations|spatial",
     params:
-        settings=training_settings,
-        seeds=" ".join(str(s) for s in SEEDS),
-        pattern=seed_pattern,
-        features=features_override,
-    threads: WF["train_threads"]
+        settings=plan.training_settings,
+        seeds=plan.seed_args,
+        pattern=plan.seed_pattern,
+        features=plan.features_override,
+    threads: config["workflow"]["train_threads"]
     resources:
-        **train_resources(),
+        **plan.train_resources,
     shell:
         "urbanmoe train --dataset {input.dataset:q} --seed {params.seeds}"
         " --out {params.pattern:q} --variant {wildcards.variant:q}"
@@ -36,9 +33,9 @@ rule train:
 # (model.name, all seeds): the table and GeoJSON, and the maps.
 rule predict:
     input:
-        dataset=dataset_dir,
+        dataset=plan.dataset_dir,
         features="data/features/{dataset}",
-        runs=default_model_runs,
+        runs=plan.default_model_runs,
     output:
         table=directory("results/predictions/{dataset}/{split}"),
         maps=directory("paper_figures/maps/{dataset}/{split}"),
@@ -47,11 +44,11 @@ rule predict:
     benchmark:
         "results/benchmarks/predict/{dataset}/{split}.tsv",
     params:
-        features=features_override,
+        features=plan.features_override,
     threads: 1
     resources:
-        mem_mb=WF["train_mem_mb"],
-        runtime=WF["train_runtime_min"],
+        mem_mb=config["workflow"]["train_mem_mb"],
+        runtime=config["workflow"]["train_runtime_min"],
     shell:
         "urbanmoe predict --runs {input.runs:q} --dataset {input.dataset:q}"
         " --out {output.table:q} --maps {output.maps:q} --set {params.features:q}"
@@ -60,7 +57,7 @@ rule predict:
 
 rule aggregate:
     input:
-        table2_runs,
+        plan.table2_runs,
     output:
         "results/summary.csv",
     log:
