@@ -187,3 +187,27 @@ def test_plan_params_functions_read_the_job(tiny: dict) -> None:
     assert key == "features.cache_dir" and yaml.safe_load(value) == "data/features/my city's"
     assert plan.artifact_flags(None, input=job) == ["--artifact", "a b.csv", "--artifact", "c.md"]
     assert plan.published_folder(None, input=job) == "/repo/paper"
+
+
+def test_urbanclip_mt_waits_for_the_representation_urbanclip_st_learns() -> None:
+    cfg = load_config(ROOT / "config/config.yaml")
+    assert cfg["workflow"]["table2_models"].index("urbanclip_st") < \
+        cfg["workflow"]["table2_models"].index("urbanclip_mt")
+    assert wf.shared_representation_runs(cfg, "runs", "SH", "random", "urbanclip_mt") == [
+        f"results/runs/SH/random/urbanclip_st/seed{s}" for s in cfg["train"]["seeds"]]
+    for variant in ("urbanclip_st", "tile2vec", "urbanmoe", "ridge"):
+        assert wf.shared_representation_runs(cfg, "runs", "SH", "random", variant) == []
+    cfg["baselines"]["cache_dir"] = None  # nothing to share without the cache
+    assert wf.shared_representation_runs(cfg, "runs", "SH", "random", "urbanclip_mt") == []
+
+
+def test_the_longest_training_jobs_start_first_and_the_cache_folder_reruns_nothing(
+        tiny: dict) -> None:
+    p = {v: wf.train_priority(tiny, "runs", v) for v in ("resnet18", "urbanmoe", "ridge")}
+    assert p["resnet18"] > p["urbanmoe"] > p["ridge"]
+    assert wf.train_priority(tiny, "ablations", "urbanmoe") > p["urbanmoe"]  # Figure 4's run
+    assert wf.train_priority(tiny, "ablations", "urbanmoe@model.d_r=2") == p["urbanmoe"]
+    moved = {**tiny, "baselines": {**tiny["baselines"], "cache_dir": "/elsewhere"}}
+    assert wf.training_settings(moved, "tile2vec") == wf.training_settings(tiny, "tile2vec")
+    resized = {**tiny, "baselines": {**tiny["baselines"], "repr_dim": 3}}
+    assert wf.training_settings(resized, "tile2vec") != wf.training_settings(tiny, "tile2vec")

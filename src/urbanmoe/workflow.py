@@ -18,6 +18,7 @@ from typing import Any
 
 from urbanmoe.evaluation.experiments import ablation_variants, figure3_variants, item_variants
 from urbanmoe.paper_items import ITEMS, experiments, outputs_of, rows_from
+from urbanmoe.training.registry import MODELS
 
 Config = dict[str, Any]
 FIGURES = "paper_figures"
@@ -74,10 +75,42 @@ def prediction_maps(cfg: Config) -> list[str]:
 def training_settings(cfg: Config, variant: str) -> dict[str, Any]:
     """The configuration a training run depends on (a change reruns it); baselines also
     depend on baselines.*"""
-    keys = list(TRAINING_SECTIONS)
-    if variant.split("@")[0] not in URBANMOE_MODELS:
-        keys.append("baselines")
-    return {key: cfg[key] for key in keys}
+    out = {key: cfg[key] for key in TRAINING_SECTIONS}
+    if variant.split("@")[0] not in URBANMOE_MODELS:  # where the cache lives changes nothing
+        out["baselines"] = {k: v for k, v in cfg["baselines"].items() if k != "cache_dir"}
+    return out
+
+
+#: Training jobs' priorities (Snakemake starts the highest ready job first): the longest first.
+#: On the embedded default a representation baseline's job (image SSL, UrbanCLIP, ResNet-18)
+#: takes 2-4x an UrbanMoE job and a closed form a few seconds (benchmarks/README.md).
+FAMILY_PRIORITY = {"representation": 30, "neural": 20, "auto": 20, "closed_form": 10}
+
+
+def train_priority(cfg: Config, collection: str, variant: str) -> int:
+    """A training job's priority: by its model's family; the run Figures 4-5 read (whose
+    t-SNE notebook then overlaps the other jobs) goes first of its family."""
+    spec = MODELS.get(variant.split("@")[0])
+    base = FAMILY_PRIORITY.get(spec.family, 0) if spec is not None else 0
+    return base + 5 if collection == "ablations" and variant == "urbanmoe" else base
+
+
+def shared_representation_runs(cfg: Config, collection: str, dataset: str, split: str,
+                               variant: str) -> list[str]:
+    """The runs that learn the representation this Table 2 run reuses, as inputs: of the models
+    sharing one learner (UrbanCLIP (ST) and (MT)), the first in ``workflow.table2_models``
+    learns it and caches it (``baselines.cache_dir``); the others wait and read it. Empty for
+    every other run, and when the cache is off."""
+    spec = MODELS.get(variant)
+    models = cfg["workflow"]["table2_models"]
+    if (collection != "runs" or not cfg["baselines"]["cache_dir"] or spec is None
+            or spec.family != "representation"):
+        return []
+    first = next(m for m in models if m in MODELS and MODELS[m].target == spec.target)
+    if first == variant:
+        return []
+    return _runs("results/runs/{dataset}/{split}/{model}/seed{seed}", dataset=[dataset],
+                 split=[split], model=[first], seed=cfg["train"]["seeds"])
 
 
 def train_resources(cfg: Config) -> dict[str, int]:
@@ -339,9 +372,16 @@ class Plan:
     def transfer_inputs(self, wildcards: Any) -> dict[str, str]:
         return transfer_inputs(self.cfg, wildcards.pair)
 
+    def shared_representation_runs(self, wildcards: Any) -> list[str]:
+        w = wildcards
+        return shared_representation_runs(self.cfg, w.collection, w.dataset, w.split, w.variant)
+
     # params functions
     def training_settings(self, wildcards: Any) -> dict[str, Any]:
         return training_settings(self.cfg, wildcards.variant)
+
+    def train_priority(self, wildcards: Any) -> int:
+        return train_priority(self.cfg, wildcards.collection, wildcards.variant)
 
     def transfer_parts(self, wildcards: Any) -> list[str]:
         return transfer_parts(self.cfg, wildcards.pair)

@@ -72,13 +72,14 @@ rule experts:
         points=config["experiments"]["tsne_points"],
         tsne_iter=config["experiments"]["tsne_iter"],
         note=plan.data_note,
-    threads: 1
+    threads: 6  # Figure 4's six t-SNE panels, as many at a time as there are cores
+    priority: 40
     resources:
         mem_mb=2000,
         runtime=10,
     shell:
         "papermill {input.notebook:q} {output.notebook:q} -k python3 -p run_dir {input.run:q}"
-        " -p out_dir paper_figures -p tsne_seed {params.tsne_seed}"
+        " -p out_dir paper_figures -p tsne_seed {params.tsne_seed} -p tsne_jobs {threads}"
         " -p n_points {params.points} -p tsne_iter {params.tsne_iter}"
         " -r dataset_note {params.note:q} > {log:q} 2>&1"
 

@@ -1,11 +1,13 @@
 # One rule for every run: Table 2's (collection "runs", variant = a model name), the
 # ablations' (collection "ablations", variant = urbanmoe@key=value...: the paper items' rows)
 # and the spatial-context comparison's (collection "spatial", `snakemake spatial`).
-# One job trains all seeds of a variant (one process: the imports are paid once).
+# One job trains all seeds of a variant (one process: the imports are paid once); the longest
+# start first, and a run that reuses another's learned representation waits for it.
 rule train:
     input:
         dataset=plan.dataset_dir,
         features="data/features/{dataset}",
+        shared=plan.shared_representation_runs,
     output:
         directory(plan.seed_folders("results/{collection}/{dataset}/{split}/{variant}")),
     log:
@@ -20,6 +22,7 @@ rule train:
         pattern=plan.seed_pattern,
         features=plan.features_override,
     threads: config["workflow"]["train_threads"]
+    priority: plan.train_priority
     resources:
         **plan.train_resources,
     shell:

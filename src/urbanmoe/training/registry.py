@@ -21,14 +21,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
-from urbanmoe.data.table import RegionDataset
 from urbanmoe.errors import ConfigError
-from urbanmoe.features.base import has_modality
-from urbanmoe.features.plan import plan_inputs
+
+if TYPE_CHECKING:  # the model list itself is read without pandas or torch (the workflow does)
+    import numpy as np
+
+    from urbanmoe.data.table import RegionDataset
 
 Family = Literal["neural", "closed_form", "representation", "auto"]
 
@@ -120,6 +120,9 @@ def get(name: str) -> ModelSpec:
 
 def skip_reason(spec: ModelSpec, ds: RegionDataset, m: Mapping[str, Any]) -> str | None:
     """Why this dataset cannot serve this model (None when it can); ``m`` = ``model.*``."""
+    from urbanmoe.features.base import has_modality
+    from urbanmoe.features.plan import plan_inputs
+
     for need in spec.needs:
         if need == "branch":
             branches = list(plan_inputs(ds, m).branches)
