@@ -15,7 +15,7 @@ from urbanmoe.training.fitting import fit_model
 
 CPU = torch.device("cpu")
 SMALL = ["baselines.image_size=8", "baselines.repr_dim=8", "baselines.head_hidden=8",
-         "train.max_epochs=3", "train.patience=2"]
+         "train.max_epochs=3", "train.patience=2", "baselines.head_patience=2"]
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +75,12 @@ def test_tiles_are_cached_per_dataset_and_size(setup: tuple, tmp_path: Path) -> 
     assert not load_tiles(prep.ds, 8, progress=False, cache_dir=tmp_path).any()
     load_tiles(prep.ds, 4, progress=False, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("tiles-SH-*.npy"))) == 2
+
+
+def test_heads_on_representations_stop_by_their_own_patience(setup: tuple) -> None:
+    prep, cfg, _ = setup
+    cfg = {**cfg, "train": {**cfg["train"], "max_epochs": 60, "patience": 1},
+           "baselines": {**cfg["baselines"], "head_patience": 4}}
+    out = fit_model(registry.get("pca"), prep, cfg, 0, CPU, progress=False)
+    for fit in out.fits.values():
+        assert fit.epochs == min(60, fit.best_epoch + 4 + 1)

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["urbanmoe", "ridge", "lightgbm", "knn", "pca", "mean"]
 # what each shape cannot serve: kNN needs lat/lon, PCA needs image tiles
 SKIPPED = {"TAB": {"knn", "pca"}, "TXT": {"pca"}, "IMG": {"knn"}}
-FAST = ["train.max_epochs=15", "train.patience=4", "model.expert_hidden=16",
+FAST = ["train.max_epochs=15", "train.patience=4", "baselines.head_patience=4",
+        "model.expert_hidden=16",
         "model.expert_out=8", "model.head_hidden=8", "features.text.dim=16",
         "baselines.image_size=8"]
 TARGETS = ["carbon", "population", "light"]

@@ -18,7 +18,8 @@ from urbanmoe.features.base import has_modality, modality_features
 from urbanmoe.features.plan import InputPlan, plan_inputs
 from urbanmoe.training.prepare import prepare
 
-FAST = ["train.max_epochs=30", "train.patience=5", "baselines.mlp_hidden=32"]
+FAST = ["train.max_epochs=30", "train.patience=5", "baselines.head_patience=5",
+        "baselines.mlp_hidden=32"]
 
 @pytest.fixture(scope="module")
 def city(tmp_path_factory: pytest.TempPathFactory) -> Path:

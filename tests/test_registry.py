@@ -16,8 +16,9 @@ from urbanmoe.evaluation.run import train_run
 from urbanmoe.report import tables
 from urbanmoe.training import registry
 
-FAST = ["train.max_epochs=30", "train.patience=5", "baselines.ssl_epochs=2",
-        "baselines.image_size=16", "baselines.mlp_hidden=64", "baselines.urbanclip.epochs=1"]
+FAST = ["train.max_epochs=30", "train.patience=5", "baselines.head_patience=5",
+        "baselines.ssl_epochs=2", "baselines.image_size=16", "baselines.mlp_hidden=64",
+        "baselines.urbanclip.epochs=1"]
 
 
 def _cfg(tmp_path: Path, name: str, *extra: str) -> dict:

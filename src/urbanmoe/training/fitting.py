@@ -94,9 +94,11 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], key: st
 
 def _train_torch(spec: ModelSpec, build: Any, prep: Prepared, data: TrainData,
                  cfg: dict[str, Any], seed: int, device: torch.device,
-                 progress: bool, state: dict[str, torch.Tensor] | None = None) -> Fitted:
+                 progress: bool, state: dict[str, torch.Tensor] | None = None,
+                 patience: int | None = None) -> Fitted:
     """Train ``build(tasks)`` modules (one for all tasks, or one per task) with the loop, or,
-    given a run's ``state``, load their trained weights instead."""
+    given a run's ``state``, load their trained weights instead; ``patience`` replaces
+    ``train.patience`` where given."""
     gen = torch.Generator().manual_seed(seed)
     data = data.to(device)
     train_idx, val_idx = prep.index("train"), prep.index("val")
@@ -111,7 +113,8 @@ def _train_torch(spec: ModelSpec, build: Any, prep: Prepared, data: TrainData,
         if state is None:
             fits[key] = fit(model, task_data, train_idx, val_idx,
                             desc=f"{prep.ds.name} {spec.name} {key} seed {seed}",
-                            **fit_kwargs(cfg, tasks, gen, progress))
+                            **{**fit_kwargs(cfg, tasks, gen, progress),
+                               **({} if patience is None else {"patience": patience})})
         else:
             load_weights(model, state, key)
             fits[key] = FitResult()
@@ -239,7 +242,8 @@ def _fit(spec: ModelSpec, prep: Prepared, cfg: dict[str, Any], seed: int,
         torch.manual_seed(seed)
         return FeatureHead({"repr": rep.features.shape[1]}, b["head_hidden"], len(tasks))
 
-    out = _train_torch(spec, head, prep, data, cfg, seed, device, progress, state)
+    out = _train_torch(spec, head, prep, data, cfg, seed, device, progress, state,
+                       patience=b["head_patience"])
     out.n_params += rep.n_params
     out.notes = [rep.note] if rep.note else []
     out.objective = list(rep.loss_history)
