@@ -79,8 +79,8 @@ def test_tiles_are_cached_per_dataset_and_size(setup: tuple, tmp_path: Path) -> 
 
 def test_heads_on_representations_stop_by_their_own_patience(setup: tuple) -> None:
     prep, cfg, _ = setup
-    cfg = {**cfg, "train": {**cfg["train"], "max_epochs": 60, "patience": 1},
+    cfg = {**cfg, "train": {**cfg["train"], "max_epochs": 12, "patience": 1},
            "baselines": {**cfg["baselines"], "head_patience": 4}}
     out = fit_model(registry.get("pca"), prep, cfg, 0, CPU, progress=False)
     for fit in out.fits.values():
-        assert fit.epochs == min(60, fit.best_epoch + 4 + 1)
+        assert fit.epochs == min(12, fit.best_epoch + 4 + 1)
