@@ -15,7 +15,6 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.neighbors import NearestNeighbors
 from torch import nn
 
 ENCODE_BATCH = 512
@@ -97,6 +96,8 @@ def augment(x: torch.Tensor, gen: torch.Generator, min_scale: float = 0.6) -> to
 
 def spatial_neighbours(xy: np.ndarray, radius_km: float) -> list[np.ndarray]:
     """For each region, the other regions within ``radius_km`` (possibly none)."""
+    from sklearn.neighbors import NearestNeighbors  # here: most baselines never need it
+
     _, idx = NearestNeighbors(radius=radius_km).fit(xy).radius_neighbors(xy, sort_results=True)
     return [nb[nb != i] for i, nb in enumerate(idx)]
 
