@@ -25,7 +25,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 # The longest files start first, so that the end-to-end workflow (about 4 minutes) runs beside
 # the rest of the suite instead of after it.
-LONGEST_FIRST = ("test_workflow.py", "test_dvc.py", "test_tracking.py", "test_tracking_keys.py")
+LONGEST_FIRST = ("test_workflow.py", "test_workflow_spatial.py", "test_city_shapes.py",
+                 "test_recovery.py", "test_dvc.py", "test_tracking.py", "test_tracking_keys.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
