@@ -28,6 +28,8 @@ URBANMOE_MODELS = ("urbanmoe", "urbanmoe_st", "urbanmoe_dense")
 paper_experiments = experiments
 #: Config sections whose change reruns a training job.
 TRAINING_SECTIONS = ("features", "split", "model", "train", "spatial")
+#: A Table 2 run folder.
+TABLE2_RUN = "results/runs/{dataset}/{split}/{model}/seed{seed}"
 
 
 def _runs(pattern: str, **values: Iterable[Any]) -> list[str]:
@@ -55,14 +57,14 @@ def urbanclip_names(cfg: Config) -> str:
 
 def table2_runs(cfg: Config) -> list[str]:
     """Every run folder behind Table 2."""
-    return _runs("results/runs/{dataset}/{split}/{model}/seed{seed}",
+    return _runs(TABLE2_RUN,
                  dataset=cfg["data"]["datasets"], split=cfg["workflow"]["splits"],
                  model=cfg["workflow"]["table2_models"], seed=cfg["train"]["seeds"])
 
 
 def default_model_runs(cfg: Config, dataset: str, split: str) -> list[str]:
     """The run folders of model.name, every seed, on one dataset and split (Table 2's)."""
-    return _runs("results/runs/{dataset}/{split}/{model}/seed{seed}", dataset=[dataset],
+    return _runs(TABLE2_RUN, dataset=[dataset],
                  split=[split], model=[cfg["model"]["name"]], seed=cfg["train"]["seeds"])
 
 
@@ -109,7 +111,7 @@ def shared_representation_runs(cfg: Config, collection: str, dataset: str, split
     first = next(m for m in models if m in MODELS and MODELS[m].target == spec.target)
     if first == variant:
         return []
-    return _runs("results/runs/{dataset}/{split}/{model}/seed{seed}", dataset=[dataset],
+    return _runs(TABLE2_RUN, dataset=[dataset],
                  split=[split], model=[first], seed=cfg["train"]["seeds"])
 
 
@@ -147,7 +149,7 @@ def table2_sourced_runs(cfg: Config, item: str = "table4") -> list[str]:
     if exp["dataset"] not in cfg["data"]["datasets"] or exp["split"] not in wf["splits"]:
         return []
     models = [r.model for r in rows_from(item, "table2") if r.model in wf["table2_models"]]
-    return _runs("results/runs/{dataset}/{split}/{model}/seed{seed}", dataset=[exp["dataset"]],
+    return _runs(TABLE2_RUN, dataset=[exp["dataset"]],
                  split=[exp["split"]], model=models, seed=cfg["train"]["seeds"])
 
 

@@ -64,7 +64,6 @@ def load_tiles(ds: RegionDataset, size: int, progress: bool = True,
     if path.is_file():
         return np.load(path)
     tiles = _read_tiles(ds, size, progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, tiles)
     return tiles

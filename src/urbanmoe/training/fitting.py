@@ -111,10 +111,11 @@ def _train_torch(spec: ModelSpec, build: Any, prep: Prepared, data: TrainData,
         task_data = data if key == "all" else column(data, prep.tasks.index(key))
         model = build(tasks).to(device)
         if state is None:
+            kwargs = fit_kwargs(cfg, tasks, gen, progress)
+            if patience is not None:
+                kwargs["patience"] = patience
             fits[key] = fit(model, task_data, train_idx, val_idx,
-                            desc=f"{prep.ds.name} {spec.name} {key} seed {seed}",
-                            **{**fit_kwargs(cfg, tasks, gen, progress),
-                               **({} if patience is None else {"patience": patience})})
+                            desc=f"{prep.ds.name} {spec.name} {key} seed {seed}", **kwargs)
         else:
             load_weights(model, state, key)
             fits[key] = FitResult()

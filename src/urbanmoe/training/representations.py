@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from urbanmoe.config import config_hash
-from urbanmoe.io import atomic_path
+from urbanmoe.io import atomic_path, sha256_file
 from urbanmoe.training.prepare import Prepared
 from urbanmoe.training.registry import ModelSpec, Representation
 
@@ -46,12 +45,10 @@ def representation_key(spec: ModelSpec, prep: Prepared, b: dict[str, Any], seed:
                        device: torch.device) -> str:
     """What the representation depends on: the learner, the dataset (folder, table, labels as
     transformed), the split, the seed, its settings and the device type."""
-    ds = prep.ds
-    table = pd.util.hash_pandas_object(ds.table, index=True).to_numpy()
-    s = prep.split
+    ds, s = prep.ds, prep.split
     return config_hash({
         "learn": spec.target, "root": str(Path(ds.root).resolve()), "meta": ds.meta,
-        "table": _digest(table), "labels": _digest(prep.y_log),
+        "table": sha256_file(ds.table_path), "labels": _digest(prep.y_log),
         "split": _digest(s.train, s.val, s.test), "seed": seed, "device": device.type,
         "settings": {k: v for k, v in b.items() if k not in NOT_REPRESENTATION},
         "torch": torch.__version__})
@@ -80,7 +77,6 @@ def learned(spec: ModelSpec, prep: Prepared, b: dict[str, Any], seed: int,
                                   loss_history=z["loss_history"].tolist(), note=str(z["note"]))
     rep: Representation = spec.function()(prep, b, seed, device, progress)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, features=rep.features, n_params=rep.n_params,
                      loss_history=np.asarray(rep.loss_history, dtype=np.float64),
