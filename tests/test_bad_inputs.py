@@ -15,39 +15,9 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from refusal import CONFIG, small_city
 
 from urbanmoe.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / ".test/config/config.yaml"
-N = 60
-
-
-def _city(root: Path) -> Path:
-    """A valid city of 60 regions: lat/lon, three targets, text, POIs, an embedding table."""
-    rng = np.random.default_rng(0)
-    ids = [f"r{i:03d}" for i in range(N)]
-    table = pd.DataFrame({
-        "region_id": ids,
-        "lat": 38.9 + 0.01 * (np.arange(N) // 8),
-        "lon": -77.1 + 0.01 * (np.arange(N) % 8),
-        "carbon": rng.gamma(2.0, 50.0, N),
-        "population": rng.gamma(2.0, 500.0, N),
-        "light": rng.gamma(2.0, 5.0, N),
-        "text": [f"a region with {k} shops and {k % 4} schools" for k in range(N)],
-        "poi_shopping": rng.poisson(5, N),
-        "poi_education": rng.poisson(1, N),
-    })
-    root.mkdir(parents=True)
-    table.to_csv(root / "regions.csv", index=False)
-    emb = pd.DataFrame(rng.normal(size=(N, 4)), columns=[f"e{j}" for j in range(4)])
-    emb.insert(0, "region_id", ids)
-    emb.to_csv(root / "street_emb.csv", index=False)
-    meta = {"name": "BAD", "table": "regions.csv",
-            "targets": {t: {"transform": "log1p"} for t in ("carbon", "population", "light")},
-            "embeddings": {"street": "street_emb.csv"}}
-    (root / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
-    return root
 
 
 def _edit_table(fn: Callable[[pd.DataFrame], pd.DataFrame | None]) -> Callable[[Path], None]:
@@ -273,7 +243,7 @@ def test_there_are_enough_cases() -> None:
 
 def test_the_valid_city_trains(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The control: unspoilt, the city trains, so each case fails by its own spoiling."""
-    _city(tmp_path / "city")
+    small_city(tmp_path / "city")
     code = main(_argv(Case("valid", ()), tmp_path))
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "out/run/metrics.json").is_file()
@@ -282,7 +252,7 @@ def test_the_valid_city_trains(tmp_path: Path, capsys: pytest.CaptureFixture[str
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_gets_one_line_and_exit_2(case: Case, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    city = _city(tmp_path / "city")
+    city = small_city(tmp_path / "city")
     if case.spoil is not None:
         case.spoil(city)
     before = _checksums(tmp_path)
@@ -304,7 +274,7 @@ def test_out_under_an_immutable_folder(tmp_path: Path,
     """Refused before any work, naming --out (root ignores permissions, not immutability)."""
     import subprocess
 
-    _city(tmp_path / "city")
+    small_city(tmp_path / "city")
     locked = tmp_path / "locked"
     locked.mkdir()
     if subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode != 0:
@@ -328,7 +298,7 @@ def test_a_bug_is_not_reported_as_bad_input(tmp_path: Path, monkeypatch: pytest.
         raise ValueError("mat1 and mat2 shapes cannot be multiplied (4x3 and 5x2)")
 
     monkeypatch.setattr(run, "train_run", broken)
-    _city(tmp_path / "city")
+    small_city(tmp_path / "city")
     code = main(_argv(Case("bug", ()), tmp_path))
     err = capsys.readouterr().err
     assert code == 1, err
