@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_bad_inputs import CONFIG, _city
+from refusal import CONFIG, small_city
 
 from urbanmoe.cli import main
 
@@ -57,7 +57,7 @@ def _hidden(folder: Path) -> list[Path]:
 
 
 def test_train_killed_before_the_rename(tmp_path: Path) -> None:
-    _city(tmp_path / "city")
+    small_city(tmp_path / "city")
     runs, run = tmp_path / "runs", tmp_path / "runs/seed0"
     _killed(run, *_train_argv(tmp_path, run))
     assert not run.exists()
@@ -79,7 +79,7 @@ def test_train_killed_before_the_rename(tmp_path: Path) -> None:
 
 
 def test_feature_cache_killed_before_the_rename(tmp_path: Path) -> None:
-    _city(tmp_path / "city")
+    small_city(tmp_path / "city")
     cache = tmp_path / "cache"
     _killed(f"{cache}/*.parquet", *_train_argv(tmp_path, tmp_path / "runs/seed0"))
     assert not list(cache.glob("*.parquet"))  # no cache file that looks complete
@@ -97,7 +97,7 @@ def test_feature_cache_killed_before_the_rename(tmp_path: Path) -> None:
 
 
 def test_aggregate_killed_before_the_rename(tmp_path: Path) -> None:
-    _city(tmp_path / "city")
+    small_city(tmp_path / "city")
     assert main(_train_argv(tmp_path, tmp_path / "runs/seed0")) == 0
     summary = tmp_path / "summary.csv"
     argv = ["aggregate", str(tmp_path / "runs"), "--out", str(summary)]
@@ -113,7 +113,7 @@ def test_metrics_are_strict_json_and_say_what_the_average_covers(tmp_path: Path)
     NaN token), left out of the average, and the run says so."""
     import pandas as pd
 
-    city = _city(tmp_path / "city")
+    city = small_city(tmp_path / "city")
     df = pd.read_csv(city / "regions.csv", dtype={"region_id": str})
     df["light"] = 5.0
     df.to_csv(city / "regions.csv", index=False)
