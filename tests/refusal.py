@@ -8,6 +8,7 @@ spoiling (``tests/test_bad_inputs.py`` holds the control)."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -62,7 +63,10 @@ def checksums(paths: Iterable[Path], skip: Sequence[str] = ()) -> dict[str, str]
     ``skip`` (e.g. a feature cache) are left out."""
     out: dict[str, str] = {}
     for root in map(Path, paths):
-        if root.is_symlink() or root.is_file():
+        if root.is_symlink():
+            out[str(root)] = f"-> {os.readlink(root)}"
+            continue
+        if root.is_file():
             out[str(root)] = hashlib.sha256(root.read_bytes()).hexdigest()
             continue
         if not root.exists():

@@ -2,9 +2,10 @@
 output is complete in the temporary folder but not yet renamed into place. Nothing half-written
 is ever read as complete, and the next write of the same output cleans up after the dead one.
 
-The kill is exact, not timed: the child process replaces ``os.replace`` (and the one-step folder
-exchange of ``urbanmoe.io``) with a version that sends itself SIGKILL when asked to move anything
-onto a path matching the given pattern."""
+The kill is exact, not timed: the child process replaces ``os.replace``, ``os.rename`` and
+``os.link`` (a cache entry is linked into place, never replaced) and the one-step folder exchange
+of ``urbanmoe.io`` with versions that send it SIGKILL when asked to move anything onto a path
+matching the given pattern."""
 
 from __future__ import annotations
 
@@ -21,12 +22,13 @@ from urbanmoe.cli import main
 KILLER = """
 import fnmatch, os, signal, sys
 pattern = sys.argv[1]
-real = os.replace
-def replace(src, dst, *args, **kwargs):
-    if fnmatch.fnmatch(os.path.abspath(dst), pattern):
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real(src, dst, *args, **kwargs)
-os.replace = replace
+def killing(real):
+    def move(src, dst, *args, **kwargs):
+        if fnmatch.fnmatch(os.path.abspath(dst), pattern):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(src, dst, *args, **kwargs)
+    return move
+os.replace, os.rename, os.link = killing(os.replace), killing(os.rename), killing(os.link)
 import urbanmoe.io as io
 exchange = io._exchange
 def swap(a, b):

@@ -14,18 +14,57 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from urbanmoe import commands
 from urbanmoe.config import load_config
-from urbanmoe.errors import InputError
+from urbanmoe.errors import InputError, OutputError
 from urbanmoe.io import check_writable
+from urbanmoe.ownership import FOLDER_KINDS, check_output, overlap
 
 EXIT_BUG = 1
 EXIT_BAD_INPUT = 2
-OUTPUT_FLAGS = ("out", "maps", "record")  # checked writable before any work
+OUTPUT_FLAGS = ("out", "maps", "record", "cache")  # checked writable before any work
 TRANSFER_PARTS = ("all", "west", "east", "south", "north")  # evaluation/transfer.py: PARTS
+
+
+@dataclass(frozen=True)
+class VerbPaths:
+    """What a verb writes and reads, by option name, checked before any work (docs/cli.md,
+    "What urbanmoe never does"): ``writes`` are (option, kind, suffixes) of outputs that may
+    replace only what the project wrote there as that kind (``ownership.refusal``); ``reads``
+    are inputs read whole, which no output may be, contain or lie inside; ``searched`` are
+    folders searched for inputs (an output may lie inside them); ``containers`` are folders
+    outputs are written into, which may not be or lie inside an input."""
+
+    writes: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    reads: tuple[str, ...] = ()
+    searched: tuple[str, ...] = ()
+    containers: tuple[str, ...] = ()
+
+
+ONE = ("",)
+PATHS = {
+    "synth": VerbPaths(containers=("out",)),
+    "features": VerbPaths((("out", "features", ONE),), ("dataset",)),
+    "import-urbanclip": VerbPaths((("out", "dataset", ONE),), ("city_dir",)),
+    "claims": VerbPaths((("out", "claims", ONE),), searched=("figures",)),
+    "report": VerbPaths((("out", "data report", (".json", ".md")),), ("dataset",)),
+    "build": VerbPaths((("out", "dataset", ONE),), ("imagery", "pois", "labels", "poi_mapping")),
+    "describe": VerbPaths((("out", "dataset", ONE),), ("dataset",), containers=("cache",)),
+    "train": VerbPaths((("out", "run", ONE),), ("dataset",)),
+    "transfer": VerbPaths((("out", "run", ONE),), ("source", "target")),
+    "predict": VerbPaths((("out", "predictions", ONE),), ("runs", "dataset"),
+                         containers=("maps",)),
+    "spatial-report": VerbPaths(searched=("runs", "transfer"), containers=("out",)),
+    "aggregate": VerbPaths((("out", "summary", ONE),), searched=("runs",)),
+    "track": VerbPaths((("record", "record", ONE),), ("runs",)),
+    "provenance": VerbPaths((("out", "provenance", ONE),), ("artifacts", "runs", "records")),
+}
+CACHES = (("features", "cache_dir"), ("baselines", "cache_dir"))  # config folders written into
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -256,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for flag in OUTPUT_FLAGS:
             if getattr(args, flag, None) is not None:
                 check_writable(Path(str(getattr(args, flag)).replace("{seed}", "0")), f"--{flag}")
+        check_paths(args, cfg)
         return int(args.func(args, cfg))
     except (InputError, FileNotFoundError, NotADirectoryError) as exc:
         if args.verbose:
@@ -269,6 +309,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"urbanmoe: internal error (a bug, not your input): {type(exc).__name__}: "
               f"{_one_line(exc)}; traceback in {where} (or rerun with -v)", file=sys.stderr)
         return EXIT_BUG
+
+
+def _values(args: argparse.Namespace, name: str) -> Iterator[Path]:
+    """The paths an option holds: none, one, or a list; ``{seed}`` patterns once per seed;
+    a ``--label`` as its raster."""
+    value = getattr(args, name, None)
+    for item in value if isinstance(value, list) else [] if value is None else [value]:
+        if name == "labels":
+            yield commands.label_spec(item)[1].path
+        elif "{seed}" in str(item):
+            yield from (Path(str(item).replace("{seed}", str(s))) for s in args.seed)
+        else:
+            yield Path(item)
+
+
+def check_paths(args: argparse.Namespace, cfg: dict[str, Any]) -> None:
+    """Refuse, before any work, an output that may not be written (``VerbPaths``): one that
+    would replace what the project did not write, or is, contains or lies inside an input."""
+    paths = PATHS[args.verb]
+    reads = [p for name in (*paths.reads, "config") for p in _values(args, name)]
+    searched = [p for name in paths.searched for p in _values(args, name)]
+    for name, kind, suffixes in paths.writes:
+        for path in _values(args, name):
+            for target in (path.with_suffix(s) if s else path for s in suffixes):
+                why = overlap(target, reads, searched=searched)
+                if why is not None:
+                    raise OutputError(f"--{name.replace('_', '-')} {target}: {why}")
+                check_output(target, kind, kind in FOLDER_KINDS, f"--{name.replace('_', '-')}")
+    containers = [(f"--{name}", p) for name in paths.containers for p in _values(args, name)]
+    containers += [(f"{section}.{key}", Path(cfg[section][key])) for section, key in CACHES
+                   if cfg[section].get(key)]
+    for flag, path in containers:
+        why = overlap(path, reads, searched=searched, container=True)
+        if why is not None:
+            raise OutputError(f"{flag} {path}: {why}")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -33,7 +33,7 @@ def cmd_features(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from urbanmoe.io import atomic_path
 
     ds = load_dataset(args.dataset)
-    with atomic_path(args.out) as tmp:
+    with atomic_path(args.out, "features") as tmp:
         files = extract_all(ds, cfg["features"], tmp, progress=not args.quiet)
     for modality, name in files.items():
         print(f"{modality}: {args.out / name}")
@@ -207,7 +207,7 @@ def cmd_track(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     if args.record is not None:
         from urbanmoe.io import write_json
 
-        write_json(args.record, records)
+        write_json(args.record, records, "record")
     return 0
 
 
@@ -216,6 +216,6 @@ def cmd_provenance(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from urbanmoe.tracking.provenance import provenance
 
     write_json(args.out, provenance(args.artifacts, args.runs, args.records, cfg,
-                                    made_by=args.made_by))
+                                    made_by=args.made_by), "provenance")
     print(args.out)
     return 0

@@ -27,3 +27,8 @@ class RunError(InputError):
 
 class LLMError(InputError):
     """The describe backend failed or answered something unusable (URL, status, reason)."""
+
+
+class OutputError(InputError):
+    """An output path that may not be written (one the project did not write, one of another
+    kind, an input), or a write that could not finish (a full disk), as one line naming it."""

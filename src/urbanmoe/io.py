@@ -5,30 +5,38 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from urbanmoe.errors import InputError
+from urbanmoe import ownership
+from urbanmoe.errors import InputError, OutputError
+from urbanmoe.ownership import OWNER, TMP_PREFIX
+from urbanmoe.ownership import sha256 as sha256_file
 
-TMP_PREFIX = ".tmp-"
-OWNER = ".owner"
+__all__ = ["OWNER", "TMP_PREFIX", "atomic_path", "check_writable", "claim",
+           "remove_stale_temporaries", "safe_name", "sha256_file", "strict_json", "visible_files",
+           "write_json", "write_text", "write_yaml"]
+
 OLD = ".old"  # where a replaced folder waits when it cannot be exchanged in one step
 STALE_UNOWNED_SECONDS = 60.0  # a temporary without an owner file: killed before writing it
+# errno values of a write that ran out of room: a full disk or quota, a file-size limit
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_LOW_ROOM_BYTES = 1 << 20
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
+def atomic_path(target: Path, kind: str = "file") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success move it onto ``target``.
 
     Works for files and folders: write into the yielded path, and it replaces ``target`` only
@@ -37,8 +45,19 @@ def atomic_path(target: Path) -> Iterator[Path]:
     owner file (host and process id); a writer killed with ``kill -9`` leaves it behind, and the
     next write of the same ``target`` removes it once its owner is gone. Readers of run folders
     never enter hidden folders (``visible_files``).
+
+    ``kind`` names what is written (``ownership.FOLDER_KINDS`` are folders): ``target`` is
+    replaced only where the project wrote the same kind before (``ownership.refusal``), checked
+    before the block runs and again before the move; a folder gets the project's marker, a file
+    a ledger record. A ``cache`` entry is never replaced: where one already stands, the new one
+    is dropped. A write inside another one's temporary is part of that output and not checked.
+    A write that runs out of room raises ``OutputError`` naming ``target``.
     """
     target = Path(target)
+    folder = kind in ownership.FOLDER_KINDS
+    guarded = not ownership.in_temporary(target)
+    if guarded:
+        ownership.check_output(target, kind, folder)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{target.name}-", dir=target.parent))
@@ -46,13 +65,102 @@ def atomic_path(target: Path) -> Iterator[Path]:
     work = tmp / target.name
     try:
         yield work
-        if not (target.is_dir() and not target.is_symlink()):
-            os.replace(work, target)
-        elif not _exchange(work, target):  # the old folder is now at work, removed below
-            os.replace(target, tmp / OLD)  # no atomic exchange here: two renames
-            os.replace(work, target)
+        if guarded:
+            _commit(work, target, kind, tmp)
+        else:
+            _move(work, target, tmp)
+    except InputError:
+        raise
+    except Exception as exc:  # torch hides the errno ("unexpected pos"), pyarrow sometimes
+        if _out_of_room(exc) or _device_full(tmp):
+            raise OutputError(f"{target}: no room left on the device to write it "
+                              f"({_reason(exc)}); nothing was written") from exc
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move(work: Path, target: Path, tmp: Path) -> None:
+    """Move the finished ``work`` onto ``target``; an old folder there ends up inside ``tmp``."""
+    if not (target.is_dir() and not target.is_symlink()):
+        os.replace(work, target)
+    elif not _exchange(work, target):  # the old folder is now at work, removed below
+        os.replace(target, tmp / OLD)  # no atomic exchange here: two renames
+        os.replace(work, target)
+
+
+def _commit(work: Path, target: Path, kind: str, tmp: Path) -> None:
+    """Mark ``work`` as the project's (folder marker or ledger record), check ``target`` again
+    (another writer may have put something there meanwhile) and move ``work`` onto it."""
+    if kind == ownership.CACHE:
+        if not target.exists():
+            with contextlib.suppress(FileExistsError, IsADirectoryError):
+                _move_new(work, target)
+        return
+    folder = work.is_dir()
+    ownership.check_output(target, kind, folder)
+    if folder:
+        ownership.mark_folder(work, kind)
+        _move(work, target, tmp)
+        return
+    digest = ownership.sha256(work)
+    old = ownership.sha256(target) if target.is_file() else None
+    ownership.record_file(target, kind, digest, previous=old)
+    try:
+        _move(work, target, tmp)
+    except BaseException:
+        if old is None:
+            ownership.forget_file(target)
+        else:
+            ownership.record_file(target, kind, old)
+        raise
+    ownership.record_file(target, kind, digest)
+
+
+def _move_new(work: Path, target: Path) -> None:
+    """Move ``work`` to ``target`` only if nothing stands there (a cache's first writer wins)."""
+    if work.is_dir():
+        try:
+            os.rename(work, target)  # fails on a folder that is not empty
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        return
+    try:
+        os.link(work, target)  # fails where a file stands
+    except FileExistsError:
+        return
+    except OSError:  # no hard links here (some network file systems): a plain rename
+        os.replace(work, target)
+
+
+def _out_of_room(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the write ran out of room."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _NO_ROOM:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _device_full(where: Path) -> bool:
+    """Whether the device holding ``where`` is (nearly) full: what a write error from a library
+    that hides its errno (torch's "unexpected pos") most likely means."""
+    try:
+        st = os.statvfs(where if where.exists() else where.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _LOW_ROOM_BYTES
+
+
+def _reason(exc: BaseException) -> str:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _NO_ROOM:
+            return os.strerror(seen.errno).lower()
+        seen = seen.__cause__ or seen.__context__
+    return "the device is full"
 
 
 _RENAME_EXCHANGE = 2
@@ -148,17 +256,32 @@ def check_writable(path: Path, flag: str) -> None:
                          f"({(exc.strerror or str(exc)).lower()})") from None
 
 
-def write_text(path: Path, text: str) -> None:
+def claim(paths: Iterable[Path], kind: str) -> None:
+    """Check, before any is written, that every one of ``paths`` may be written as ``kind``
+    (``ownership.refusal``), so that a refused one never leaves a partial set behind."""
+    for path in paths:
+        if not ownership.in_temporary(Path(path)):
+            ownership.check_output(Path(path), kind, kind in ownership.FOLDER_KINDS)
+
+
+def safe_name(text: str) -> str:
+    """``text`` as one file name: runs of characters other than letters, digits, ``_``, ``.``
+    and ``-`` become ``_``, and no leading dot (so no path separator, ``..`` or hidden name)."""
+    name = re.sub(r"[^\w.-]+", "_", str(text)).lstrip(".")
+    return name or "_"
+
+
+def write_text(path: Path, text: str, kind: str = "file") -> None:
     """Write a text file atomically (the one writer of tables, notes and captions)."""
-    with atomic_path(Path(path)) as tmp:
+    with atomic_path(Path(path), kind) as tmp:
         tmp.write_text(text)
 
 
-def write_json(path: Path, obj: Any) -> None:
+def write_json(path: Path, obj: Any, kind: str = "file") -> None:
     """Write strict JSON atomically (sorted keys, indented): NaN and infinities become ``null``,
     which every JSON parser reads, never the bare ``NaN`` token that strict ones reject."""
     text = json.dumps(strict_json(obj), indent=2, sort_keys=True, allow_nan=False)
-    with atomic_path(Path(path)) as tmp:
+    with atomic_path(Path(path), kind) as tmp:
         tmp.write_text(text + "\n")
 
 
@@ -180,16 +303,7 @@ def strict_json(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def write_yaml(path: Path, obj: Any) -> None:
+def write_yaml(path: Path, obj: Any, kind: str = "file") -> None:
     """Write YAML atomically."""
-    with atomic_path(Path(path)) as tmp:
+    with atomic_path(Path(path), kind) as tmp:
         tmp.write_text(yaml.safe_dump(obj, sort_keys=False))
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()

@@ -276,7 +276,7 @@ def write_captions(folder: str = CAPTIONS) -> list[str]:
 
     written = []
     for name in ITEMS:
-        write_text(Path(folder) / f"{name}.rst", caption_rst(name))
+        write_text(Path(folder) / f"{name}.rst", caption_rst(name), "caption")
         written.append(f"{folder}/{name}.rst")
     return written
 

@@ -281,7 +281,7 @@ def build_benchmark(name: str, imagery: list[Path], pois: Path, labels: dict[str
     grid = make_grid(settings)
     px, res = settings.patch_px, settings.resolution_m
     transform = Affine(res, 0.0, grid.x0, 0.0, -res, grid.y0)
-    with atomic_path(Path(out_dir)) as tmp, ExitStack() as stack:
+    with atomic_path(Path(out_dir), "dataset") as tmp, ExitStack() as stack:
         (tmp / "tiles").mkdir(parents=True)
         vrts = []
         for path in imagery:

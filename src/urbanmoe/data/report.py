@@ -25,7 +25,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from urbanmoe.data.geo import km_points
 from urbanmoe.data.table import RegionDataset
-from urbanmoe.io import write_json, write_text
+from urbanmoe.io import claim, write_json, write_text
 
 FILL_SHARE = 0.05
 
@@ -169,7 +169,8 @@ def write_report(ds: RegionDataset, stem: Path, k: int = 8) -> dict:
     """Write ``stem.json`` and ``stem.md`` atomically; return the report."""
     report = dataset_report(ds, k)
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    write_json(stem.with_suffix(".json"), report)
-    write_text(stem.with_suffix(".md"), report_markdown(report))
+    outputs = stem.with_suffix(".json"), stem.with_suffix(".md")
+    claim(outputs, "data report")
+    write_json(outputs[0], report, "data report")
+    write_text(outputs[1], report_markdown(report), "data report")
     return report

@@ -20,9 +20,6 @@ tables and tiles, and cities are independent streams.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 import zlib
 from collections.abc import Mapping
@@ -38,6 +35,7 @@ from urbanmoe.data.latent import Grid, make_factors, make_grid, softplus, standa
 from urbanmoe.data.poi import POI_CATEGORIES, POI_COLUMNS
 from urbanmoe.data.render import render_tiles
 from urbanmoe.errors import ConfigError
+from urbanmoe.io import atomic_path, claim
 
 GENERATOR = "urbanmoe.synth"
 VERSION = 1
@@ -293,20 +291,14 @@ def dataset_spec(sample: CitySample, settings: SynthSettings) -> dict:
 def generate_city(
     name: str, out_dir: Path, settings: SynthSettings, progress: bool = True
 ) -> Path:
-    """Write the synthetic city ``name`` to ``out_dir/name/`` atomically and return that path.
-
-    The folder is built as ``out_dir/.tmp-<name>-XXXX`` and renamed into place only once
-    complete; an existing previous version is moved aside and deleted after the swap, so an
-    interrupted run never leaves a folder that looks complete.
-    """
+    """Write the synthetic city ``name`` to ``out_dir/name/`` atomically and return that path
+    (``io.atomic_path``: an interrupted run never leaves a folder that looks complete, and only
+    a dataset folder the project wrote there before is replaced)."""
     if name not in CITIES:
         raise ConfigError(f"unknown synthetic city {name!r}; choose from {sorted(CITIES)}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=out_dir))
-    try:
-        os.chmod(tmp, 0o755)
+    final = Path(out_dir) / name
+    with atomic_path(final, "dataset") as tmp:
+        tmp.mkdir()
         sample = simulate_city(name, settings)
         rng_tiles = city_streams(settings.seed, name)[3]
         paths = render_tiles(tmp / "tiles", sample.region_id, sample.grid, sample.factors,
@@ -315,37 +307,12 @@ def generate_city(
                                                index=False)
         with open(tmp / "dataset.yaml", "w", encoding="utf-8") as fh:
             yaml.safe_dump(dataset_spec(sample, settings), fh, sort_keys=False)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _swap_into_place(tmp, final)
     return final
-
-
-def _swap_into_place(new: Path, final: Path) -> None:
-    """Rename the complete folder ``new`` to ``final``, replacing a previous version.
-
-    The previous version is first moved aside (to a hidden sibling) and deleted only after
-    the swap; if the swap fails it is moved back and ``new`` is deleted.
-    """
-    if not final.exists():
-        os.replace(new, final)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=final.parent))
-    try:
-        os.replace(final, old / final.name)
-        try:
-            os.replace(new, final)
-        except BaseException:
-            os.replace(old / final.name, final)
-            shutil.rmtree(new, ignore_errors=True)
-            raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def generate_benchmark(out_dir: Path, settings: SynthSettings, progress: bool = True) -> list[Path]:
     """Write every city of ``settings.cities`` under ``out_dir``; return the dataset folders."""
+    claim([Path(out_dir) / name for name in settings.cities], "dataset")
     paths = []
     for name in settings.cities:
         start = time.perf_counter()

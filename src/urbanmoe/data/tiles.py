@@ -64,7 +64,7 @@ def load_tiles(ds: RegionDataset, size: int, progress: bool = True,
     if path.is_file():
         return np.load(path)
     tiles = _read_tiles(ds, size, progress)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with atomic_path(path, "cache") as tmp, open(tmp, "wb") as f:
         np.save(f, tiles)
     return tiles
 

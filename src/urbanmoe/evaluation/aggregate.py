@@ -110,6 +110,6 @@ def write_summary(roots: Iterable[Path], out_csv: Path) -> str:
 
     runs = collect(roots)
     summary = summarize(runs)
-    with atomic_path(Path(out_csv)) as tmp:
+    with atomic_path(Path(out_csv), "summary") as tmp:
         summary.to_csv(tmp, index=False)
     return markdown(summary, runs.attrs["tasks"])

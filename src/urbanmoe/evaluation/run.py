@@ -10,6 +10,7 @@ fitted by ``training/folds.py``; here they are scored and written.
 
 from __future__ import annotations
 
+import io
 import logging
 import platform
 from pathlib import Path
@@ -81,7 +82,7 @@ def _write_skipped(out_dir: Path, ds_name: str, cfg: dict[str, Any], seed: int,
     metrics = {"dataset": ds_name, "model": cfg["model"]["name"], "variant": variant,
                "seed": seed, "tasks": tasks, "split": {"kind": cfg["split"]["kind"]},
                "skipped": reason}
-    with atomic_path(Path(out_dir)) as tmp:
+    with atomic_path(Path(out_dir), "run") as tmp:
         tmp.mkdir(parents=True)
         write_json(tmp / "metrics.json", metrics)
     log.warning("%s %s seed %d skipped: %s", ds_name, cfg["model"]["name"], seed, reason)
@@ -180,7 +181,7 @@ def run_on(ds: RegionDataset, seed: int, out_dir: Path, cfg: dict[str, Any],
         columns=["model", "epoch", "train_loss", "val_loss"])
     state = {f"{k.replace('/', '.')}.{name}": v.detach().cpu() for k, mod in models.items()
              for name, v in mod.state_dict().items()}
-    with atomic_path(Path(out_dir)) as tmp:
+    with atomic_path(Path(out_dir), "run") as tmp:
         tmp.mkdir(parents=True)
         write_json(tmp / "metrics.json", metrics)
         _predictions_table(ds, test, y_log, pred_log, pred_raw, fold_of if several else None
@@ -190,7 +191,9 @@ def run_on(ds: RegionDataset, seed: int, out_dir: Path, cfg: dict[str, Any],
         history.to_csv(tmp / "history.csv", index=False)
         write_yaml(tmp / "config.yaml", {"dataset": str(dataset_dir or ds.root), "seed": seed,
                                          **cfg})
-        torch.save(state, tmp / "model.pt")
+        buffer = io.BytesIO()  # saved in memory, written by Python: a full disk keeps its errno
+        torch.save(state, buffer)
+        (tmp / "model.pt").write_bytes(buffer.getbuffer())
     log.info("%s %s seed %d: avg R2 %.4f (log1p scale)", ds.name, cfg["model"]["name"], seed,
              metrics["log_scale"]["avg"]["r2"])
     return metrics

@@ -25,12 +25,8 @@ test in the east.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +38,7 @@ from urbanmoe.data.splits import Split
 from urbanmoe.data.table import ID, RegionDataset, load_dataset
 from urbanmoe.errors import ConfigError, DataError, InputError
 from urbanmoe.evaluation.run import run_on
+from urbanmoe.io import atomic_path
 
 PARTS = ("all", "west", "east", "south", "north")
 
@@ -104,26 +101,29 @@ def materialise(joined: RegionDataset, cache_dir: Path) -> RegionDataset:
     its table), so its features are encoded once per pair and cached like any dataset's.
 
     An existing folder of the same content is reused; concurrent writers do not clash (the first
-    rename wins, the others drop their copy).
+    rename wins, the others drop their copy). Tiles are linked into the folder (``tiles/``), as
+    the data contract wants every path inside the dataset folder.
     """
     table_hash = hashlib.sha256(
         pd.util.hash_pandas_object(joined.table, index=False).to_numpy().tobytes()).hexdigest()
     name = joined.name.replace(">", "").replace("/", "_")
     folder = Path(cache_dir) / "transfer" / f"{name}-{table_hash[:12]}"
     if not (folder / "dataset.yaml").is_file():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-        try:
-            joined.table.to_parquet(tmp / "regions.parquet", index=False)
+        with atomic_path(folder, "cache") as tmp:
+            tmp.mkdir(parents=True)
+            table = joined.table.copy()
+            if "image_path" in table:  # links inside the folder to both cities' tiles
+                (tmp / "tiles").mkdir()
+                links = [f"tiles/{k}{Path(p).suffix}" for k, p in enumerate(table["image_path"])]
+                for link, src in zip(links, table["image_path"], strict=True):
+                    (tmp / link).symlink_to(src)
+                table["image_path"] = links
+            table.to_parquet(tmp / "regions.parquet", index=False)
             meta = {"name": joined.name, "table": "regions.parquet",
                     "targets": {t: {"transform": joined.transforms[t]} for t in joined.tasks}}
             if joined.meta.get("noise_ceiling"):
                 meta["noise_ceiling"] = joined.meta["noise_ceiling"]
             (tmp / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
-            with contextlib.suppress(OSError):  # another job made it first: same content
-                os.rename(tmp, folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return load_dataset(folder)
 
 

@@ -10,7 +10,6 @@ a dataset may ship precomputed embeddings in (docs/data.md).
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +20,7 @@ import pandas as pd
 from urbanmoe.config import config_hash
 from urbanmoe.data.table import ID, RegionDataset, read_embeddings
 from urbanmoe.errors import ConfigError
-from urbanmoe.io import atomic_path, sha256_file, write_json
+from urbanmoe.io import atomic_path, safe_name, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +87,14 @@ def write_embeddings(path: Path, ids: np.ndarray, features: np.ndarray) -> None:
     """Write an embeddings table (region_id, e000, e001, ...) atomically as Parquet."""
     cols = {f"e{j:03d}": features[:, j] for j in range(features.shape[1])}
     df = pd.DataFrame({ID: ids, **cols})
-    with atomic_path(Path(path)) as tmp:
+    with atomic_path(Path(path), "cache") as tmp:
         df.to_parquet(tmp, index=False)
 
 
 def cache_file(ds: RegionDataset, encoder: Encoder, cache_dir: Path) -> Path:
     """Cache path: dataset name, modality and a hash of (table bytes, encoder identity)."""
     key = config_hash({"table": sha256_file(ds.table_path), "encoder": encoder.identity()})
-    name = re.sub(r"[^\w.-]+", "_", ds.name)  # e.g. a transfer pair "SH->BJ" -> "SH-_BJ"
+    name = safe_name(ds.name)  # e.g. a transfer pair "SH->BJ" -> "SH-_BJ"
     return Path(cache_dir) / f"{name}-{encoder.modality}-{key}.parquet"
 
 

@@ -328,7 +328,7 @@ def describe_dataset(table: pd.DataFrame, backend: Backend | str, cache_dir: Pat
             if keys[i] not in memo:
                 memo[keys[i]] = backend.describe(query)
                 if files[i] is not None:
-                    write_json(files[i], {
+                    write_json(files[i], kind="cache", obj={
                         "backend": backend.name, "endpoint": endpoint, "model": backend.model,
                         "prompt": query.prompt, "text": memo[keys[i]]})
             texts[i] = memo[keys[i]]
@@ -352,9 +352,10 @@ def write_described(dataset_dir: Path, out_dir: Path, backend: Backend | str,
     table = read_table(ds.table_path)
     table["text"] = texts
     meta = yaml.safe_load((dataset_dir / "dataset.yaml").read_text())
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, "dataset") as tmp:
         shutil.copytree(dataset_dir, tmp, symlinks=False)
-        if (old := tmp / str(meta["table"])) != tmp / "regions.parquet":
+        old = tmp / str(meta["table"])
+        if old != tmp / "regions.parquet" and tmp in old.parents:  # the copy's, never the input
             old.unlink(missing_ok=True)
         table.to_parquet(tmp / "regions.parquet", index=False)
         meta["table"] = "regions.parquet"

@@ -210,4 +210,4 @@ def write_published_vs_reproduced(pvr: pd.DataFrame, stem: Path | str, title: st
 
 def write_summary(summary: pd.DataFrame, path: Path | str) -> None:
     """Write :func:`ablation_summary`'s frame as CSV (read by the claims checker), atomically."""
-    write_text(Path(path), summary.to_csv(index=False))
+    write_text(Path(path), summary.to_csv(index=False), "table")

@@ -241,6 +241,6 @@ def claims_markdown(verdicts: list[Verdict], note: str = "") -> str:
 def write_claims(figures: Path, out: Path, note: str = "") -> list[Verdict]:
     """Check the claims and write ``out`` (Markdown) atomically."""
     verdicts = check_claims(figures)
-    write_text(Path(out), claims_markdown(verdicts, note))
+    write_text(Path(out), claims_markdown(verdicts, note), "claims")
     return verdicts
 

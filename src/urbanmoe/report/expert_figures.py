@@ -149,6 +149,6 @@ def write_figure5(r: Routing, out_dir: Path | str, note: str = "") -> pd.DataFra
     """Figure 5 as ``out_dir/figure5.{png,pdf}`` and its data as ``figure5_weights.csv``."""
     weights = router_weights(r)
     save_figure(figure5(weights, r, note), Path(out_dir) / "figure5")
-    with atomic_path(Path(out_dir) / "figure5_weights.csv") as tmp:
+    with atomic_path(Path(out_dir) / "figure5_weights.csv", "table") as tmp:
         weights.to_csv(tmp, index=False)
     return weights

@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 
 from urbanmoe.data.table import ID, DataError, RegionDataset
-from urbanmoe.io import atomic_path, write_text
+from urbanmoe.errors import OutputError
+from urbanmoe.io import atomic_path, claim, safe_name, write_text
+from urbanmoe.ownership import overlap
 from urbanmoe.report.palette import save_figure, use_agg
 
 WGS84 = "EPSG:4326"
@@ -167,19 +169,36 @@ def write_predictions(run_paths: list[Path], dataset: Path | None, out: Path,
     )
 
     runs = run_folders(run_paths)
-    trained_on = {read_run(r)[2] for r in runs}
+    saved = [read_run(r) for r in runs]
+    trained_on = {dataset_dir for _, _, dataset_dir in saved}
     if dataset is None:
         if len(trained_on) > 1:
             raise RunError(f"the runs were trained on several datasets {sorted(trained_on)}; "
                            "give --dataset")
         dataset = Path(trained_on.pop())
     ds = load_dataset(Path(dataset))
-    preds = [predict_run(r, ds, cache, progress) for r in runs]
-    models = sorted({p.model for p in preds})
+    models = sorted({cfg["model"]["name"] for cfg, _, _ in saved})
     if len(models) > 1:
         raise RunError(f"{runs[0]}: the runs are of several models {models}; give one model's")
+    out = Path(out)
+    inside = maps is None or Path(maps) == out  # the maps then belong to the output folder
+    stem = Path(maps or out) / safe_name(f"{ds.name}-{models[0]}")
+    drawn = has_shapes(ds)
+    maps_files = ([stem.with_name(f"{stem.name}-{part}{s}") for part in ("predicted", "residuals")
+                   for s in (".png", ".pdf")] if drawn
+                  else [stem.with_name(stem.name + "-no-map.txt")])
+    for flag, path, container in (("--out", out, False), ("--maps", stem.parent, True)):
+        why = overlap(path, [ds.root, *runs], container=container)
+        if why is not None:  # the dataset named by the runs (the command line may not say)
+            raise OutputError(f"{flag} {path}: {why}")
+    claim([out], "predictions")
+    if not inside:
+        claim(maps_files, "figure" if drawn else "map note")
+    shapes = region_shapes(ds, ds.table[[ID]]) if drawn else None  # checked before predicting
+    preds = [predict_run(r, ds, cache, progress) for r in runs]
     table = prediction_table(ds, preds)
-    shapes = region_shapes(ds, table)
+    if shapes is not None:
+        shapes = region_shapes(ds, table)
     title = f"{ds.name}: {models[0]}, mean of {len(preds)} run(s)"
     summary = {"dataset": str(dataset), "model": models[0], "runs": [str(r) for r in runs],
                "seeds": [p.seed for p in preds], "n_regions": len(ds),
@@ -187,23 +206,39 @@ def write_predictions(run_paths: list[Path], dataset: Path | None, out: Path,
                "chosen_on_validation": {str(p.seed): p.chosen for p in preds},
                "shapes": ("polygons" if ds.meta.get("geometry") else "points")
                if shapes is not None else "none: no lat/lon and no geometry file"}
-    out = Path(out)
-    with atomic_path(out) as tmp:
+    with atomic_path(out, "predictions") as tmp:
         tmp.mkdir(parents=True)
         table.to_csv(tmp / "predictions.csv", index=False)
         table.to_parquet(tmp / "predictions.parquet", index=False)
         if shapes is not None:
             write_geojson(shapes, tmp / "regions.geojson")
+        if inside:
+            drawn_files = _draw_maps(ds, shapes, tmp / stem.name, title, out)
+            summary.update(_maps_entry(drawn_files, out))
         write_json(tmp / "predict.json", summary)
-    where = Path(maps or out)
-    where.mkdir(parents=True, exist_ok=True)
-    stem = where / f"{ds.name}-{models[0]}"
+    if not inside:
+        summary.update(_maps_entry(_draw_maps(ds, shapes, stem, title, out), stem.parent))
+    return summary
+
+
+def has_shapes(ds: RegionDataset) -> bool:
+    """Whether the regions can be drawn: a ``geometry`` file, or ``lat``/``lon``."""
+    return ds.meta.get("geometry") is not None or ds.coords is not None
+
+
+def _draw_maps(ds: RegionDataset, shapes: Any, stem: Path, title: str,
+               out: Path) -> list[Path]:
+    """Draw the prediction and residual maps at ``stem-*``; without shapes, write a note saying
+    so instead (and return no path)."""
     if shapes is None:
         write_text(stem.with_name(stem.name + "-no-map.txt"),
-                   f"no map of {ds.name}: {summary['shapes']}; the predictions are in "
-                   f"{out / 'predictions.csv'}\n")
-    else:
-        summary["maps"] = [str(p) for p in [
-            *draw_prediction_maps(shapes, ds, stem.with_name(stem.name + "-predicted"), title),
-            *draw_residual_maps(shapes, ds, stem.with_name(stem.name + "-residuals"), title)]]
-    return summary
+                   f"no map of {ds.name}: no lat/lon and no geometry file; the predictions are "
+                   f"in {out / 'predictions.csv'}\n", "map note")
+        return []
+    return [*draw_prediction_maps(shapes, ds, stem.with_name(stem.name + "-predicted"), title),
+            *draw_residual_maps(shapes, ds, stem.with_name(stem.name + "-residuals"), title)]
+
+
+def _maps_entry(paths: list[Path], folder: Path) -> dict[str, Any]:
+    """The summary's ``maps``: where the drawn files are once in place (none: no entry)."""
+    return {"maps": [str(folder / p.name) for p in paths]} if paths else {}

@@ -11,7 +11,7 @@ from itertools import cycle, islice
 from pathlib import Path
 from typing import Any
 
-from urbanmoe.io import atomic_path
+from urbanmoe.io import atomic_path, claim
 
 #: Okabe-Ito colours: orange, sky blue, bluish green, yellow, blue, vermillion, reddish purple,
 #: black.
@@ -50,8 +50,9 @@ def save_figure(fig: Any, stem: Path | str, dpi: int = 150) -> list[Path]:
     import matplotlib.pyplot as plt
 
     paths = [Path(stem).with_suffix(s) for s in (".png", ".pdf")]
+    claim(paths, "figure")
     for path in paths:
-        with atomic_path(path) as tmp:
+        with atomic_path(path, "figure") as tmp:
             fig.savefig(tmp, dpi=dpi, format=path.suffix[1:], bbox_inches="tight")
     plt.close(fig)
     return paths

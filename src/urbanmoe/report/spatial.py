@@ -23,6 +23,7 @@ import pandas as pd
 
 from urbanmoe.evaluation.aggregate import collect
 from urbanmoe.features.spatial_lag import TRANSDUCTIVE_NOTE
+from urbanmoe.io import claim
 from urbanmoe.report.palette import colours, save_figure, use_agg
 from urbanmoe.report.tables import display_name, mean_std, write_table
 
@@ -153,7 +154,10 @@ def write_spatial_report(spatial_runs: Iterable[Path], transfer_runs: Iterable[P
                          out_dir: Path) -> list[Path]:
     """Write the tables and the figure of the module docstring into ``out_dir``."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    transfer = [Path(p) for p in transfer_runs]
+    stems = ["spatial_context", *(["transfer"] if transfer else [])]
+    claim([out_dir / f"{stem}.{s}" for stem in stems for s in ("csv", "md", "tex")], "table")
+    claim([out_dir / f"spatial_context_tasks.{s}" for s in ("png", "pdf")], "figure")
     runs = collect(list(spatial_runs))
     table, diffs = spatial_table(runs)
     write_table(table, out_dir / "spatial_context",
@@ -164,7 +168,6 @@ def write_spatial_report(spatial_runs: Iterable[Path], transfer_runs: Iterable[P
     written = [out_dir / f"spatial_context.{s}" for s in ("csv", "md", "tex")]
     written += difference_figure(diffs, list(runs.attrs.get("tasks") or []),
                                  out_dir / "spatial_context_tasks")
-    transfer = [Path(p) for p in transfer_runs]
     if transfer:
         ttable = transfer_table(collect(transfer))
         write_table(ttable, out_dir / "transfer",

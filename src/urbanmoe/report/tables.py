@@ -22,7 +22,7 @@ import yaml
 
 from urbanmoe.evaluation.aggregate import KEYS, count, runs_label, summarize
 from urbanmoe.evaluation.metrics import METRICS
-from urbanmoe.io import write_text
+from urbanmoe.io import claim, write_text
 from urbanmoe.paper_items import ITEMS
 from urbanmoe.training.registry import MODELS
 
@@ -201,9 +201,10 @@ def write_table(df: pd.DataFrame, stem: Path, caption: str) -> None:
     """Write ``stem.csv`` (numeric columns), ``stem.md`` and ``stem.tex``, each atomically."""
     stem = Path(stem)
     numeric = _split(df)[0] or list(df.columns)
-    write_text(stem.with_suffix(".csv"), df[numeric].to_csv(index=False))
-    write_text(stem.with_suffix(".md"), f"{caption}\n\n{to_markdown(df)}\n")
-    write_text(stem.with_suffix(".tex"), to_latex(df, caption, label=f"tab:{stem.name}"))
+    claim([stem.with_suffix(s) for s in (".csv", ".md", ".tex")], "table")
+    write_text(stem.with_suffix(".csv"), df[numeric].to_csv(index=False), "table")
+    write_text(stem.with_suffix(".md"), f"{caption}\n\n{to_markdown(df)}\n", "table")
+    write_text(stem.with_suffix(".tex"), to_latex(df, caption, label=f"tab:{stem.name}"), "table")
 
 
 def write_comparison(rows: pd.DataFrame, stem: Path | str, title: str, note: str = "",
@@ -221,9 +222,10 @@ def write_comparison(rows: pd.DataFrame, stem: Path | str, title: str, note: str
         paragraphs.append("Not run yet: " + (", ".join(names) if names else "none") + ".")
     md = "".join(f"{p}\n\n" for p in paragraphs)
     tex = "".join(f"{tex_escape(p)}\n\n" for p in paragraphs)
-    write_text(stem.with_suffix(".md"), f"# {title}\n\n{md}{to_markdown(rows)}\n")
+    claim([stem.with_suffix(".md"), stem.with_suffix(".tex")], "table")
+    write_text(stem.with_suffix(".md"), f"# {title}\n\n{md}{to_markdown(rows)}\n", "table")
     write_text(stem.with_suffix(".tex"), f"% {title}\n{tex}"
-               + to_latex(rows, title, label=f"tab:{stem.name}"))
+               + to_latex(rows, title, label=f"tab:{stem.name}"), "table")
 
 
 def is_synthetic(dataset_dir: str) -> bool:

@@ -77,7 +77,7 @@ def learned(spec: ModelSpec, prep: Prepared, b: dict[str, Any], seed: int,
                                   loss_history=z["loss_history"].tolist(), note=str(z["note"]))
     rep: Representation = spec.function()(prep, b, seed, device, progress)
     if path is not None:
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        with atomic_path(path, "cache") as tmp, open(tmp, "wb") as f:
             np.savez(f, features=rep.features, n_params=rep.n_params,
                      loss_history=np.asarray(rep.loss_history, dtype=np.float64),
                      note=np.asarray(rep.note))

@@ -248,7 +248,7 @@ def import_urbanclip_city(city_dir: Path, out_dir: Path, *, city: str | None = N
         "bbox": _bbox(lat, lon),
         "source": source,
     }
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, "dataset") as tmp:
         tmp.mkdir(parents=True)
         if all_present:
             (tmp / "tiles").mkdir()
