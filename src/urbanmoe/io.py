@@ -17,9 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from urbanmoe.errors import InputError
+from urbanmoe.readers import dump_yaml
 
 TMP_PREFIX = ".tmp-"
 OWNER = ".owner"
@@ -183,7 +182,7 @@ def strict_json(obj: Any) -> Any:
 def write_yaml(path: Path, obj: Any) -> None:
     """Write YAML atomically."""
     with atomic_path(Path(path)) as tmp:
-        tmp.write_text(yaml.safe_dump(obj, sort_keys=False))
+        tmp.write_text(dump_yaml(obj))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

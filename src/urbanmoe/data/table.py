@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from pyarrow import ArrowException
 
 from urbanmoe.errors import DataError
+from urbanmoe.readers import read_yaml
 
 if TYPE_CHECKING:
     from urbanmoe.data.groups import FeatureGroup
@@ -91,7 +91,12 @@ def _fail(path: Path, column: str, message: str) -> DataError:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet table; region_id read as string."""
+    """Read a CSV or Parquet table; region_id read as string, exactly as written.
+
+    Ids are never missing values: ``NA`` (a district code), ``null`` or ``nan`` stay those
+    strings, and an empty cell (or a Parquet null) becomes ``""``, which :func:`_check_ids`
+    refuses. Other columns keep pandas' missing-value spellings (an empty target cell is a
+    missing label)."""
     if not path.exists():
         raise DataError(f"{path}: file not found")
     if path.is_dir():
@@ -102,8 +107,13 @@ def read_table(path: Path) -> pd.DataFrame:
     try:
         if suffix == ".parquet":
             df = pd.read_parquet(path)
+            if ID in df.columns:
+                df[ID] = df[ID].astype(object).where(df[ID].notna(), "")
         else:
             df = pd.read_csv(path, dtype={ID: str}, keep_default_na=True)
+            if ID in df.columns:  # again, the ids alone, without missing-value spellings
+                ids = pd.read_csv(path, usecols=[ID], dtype=str, keep_default_na=False)[ID]
+                df[ID] = ids.to_numpy()
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty (no header, no rows)") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ArrowException) as exc:
@@ -214,10 +224,7 @@ def _read_meta(root: Path) -> dict[str, Any]:
     path = root / "dataset.yaml"
     if not path.is_file():
         raise DataError(f"{path}: file not found (a dataset folder needs a dataset.yaml)")
-    try:
-        meta = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise DataError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    meta = read_yaml(path, error=DataError)
     unknown = sorted(set(meta) - _DATASET_KEYS)
     if unknown:
         raise DataError(f"{path}: unknown key {unknown[0]!r}")
