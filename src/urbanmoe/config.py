@@ -54,7 +54,13 @@ def _parse_override(item: str, source: str) -> tuple[list[str], Any]:
     key, raw = item.split("=", 1)
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"{source}: override {item!r} has an empty key")
-    return key.split("."), load_yaml(raw, f"{source} {item}", error=ConfigError) if raw else ""
+    value = load_yaml(raw, f"{source} {_shown(item)}", error=ConfigError) if raw else ""
+    return key.split("."), value
+
+
+def _shown(item: str, limit: int = 80) -> str:
+    """A ``--set`` item for an error line: a long value cut short."""
+    return item if len(item) <= limit else item[:limit - 3] + "..."
 
 
 def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str], source: str = "--set") -> None:
@@ -100,7 +106,7 @@ def _blame(path: list[str], overrides: Iterable[str], source: str) -> str:
     for item in reversed(list(overrides)):
         key = item.split("=", 1)[0].split(".")
         if key == path[:len(key)] or (path and path == key[:len(path)]):
-            return f"--set {item}"
+            return f"--set {_shown(item)}"
     return source
 
 

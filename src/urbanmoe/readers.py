@@ -69,6 +69,7 @@ class _Loader(yaml.SafeLoader):
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
+        self.one_line = "\n" not in stream  # a --set value: columns, not lines
         self._nodes = 0  # nodes composed so far, aliases counted as copies
         self._depth = 0
         self._weight: dict[int, int] = {}  # id(node) -> its nodes counted as above
@@ -115,8 +116,12 @@ class _Loader(yaml.SafeLoader):
                 continue
             if seen is not key_node:
                 raise _Refusal(key_node.start_mark, f"key {_show(key)} given twice "
-                                                    f"(first at line {seen.start_mark.line + 1})")
+                                                    f"(first at {self.place(seen.start_mark)})")
         return super().construct_mapping(node, deep)
+
+    def place(self, mark: yaml.Mark) -> str:
+        """Where ``mark`` is, as the user counts: line N (column N in a one-line value)."""
+        return f"column {mark.column + 1}" if self.one_line else f"line {mark.line + 1}"
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         if node.tag not in _PLAIN_TAGS:
@@ -148,10 +153,6 @@ def dump_yaml(obj: Any, **kwargs: Any) -> str:
     return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, **kwargs)
 
 
-def _where(source: str, mark: yaml.Mark | None) -> str:
-    return f"{source}: line {mark.line + 1}" if mark is not None else source
-
-
 def load_yaml(text: str, source: str, *, error: type[InputError] = InputError,
               max_bytes: int = MAX_YAML_BYTES) -> Any:
     """One YAML document from ``text`` under the module's rules; ``source`` names it in errors.
@@ -163,10 +164,13 @@ def load_yaml(text: str, source: str, *, error: type[InputError] = InputError,
         loader = _Loader(text)
         return loader.get_single_data()
     except _Refusal as exc:
-        raise error(f"{_where(source, exc.mark)}: {exc.message}") from None
+        where = f"{source}: {loader.place(exc.mark)}" if loader and exc.mark else source
+        raise error(f"{where}: {exc.message}") from None
     except yaml.MarkedYAMLError as exc:
         what = ": ".join(p for p in (exc.context, exc.problem) if p) or "unreadable"
-        raise error(f"{_where(source, exc.problem_mark)}: not valid YAML: {what}") from None
+        where = (f"{source}: {loader.place(exc.problem_mark)}" if loader and exc.problem_mark
+                 else source)
+        raise error(f"{where}: not valid YAML: {what}") from None
     except yaml.reader.ReaderError as exc:
         raise error(f"{source}: not valid YAML: character #x{exc.character:04x} at offset "
                     f"{exc.position} is not allowed") from None
@@ -238,7 +242,8 @@ def check_schema(doc: Any, schema: Mapping[str, Any], source: str, *,
     if err.validator == "type":
         kinds = err.validator_value if isinstance(err.validator_value, list) else [
             err.validator_value]
-        raise error(f"{source}: {where}: expected {' or '.join(kinds)}, got "
+        raise error(f"{source}: {where}: expected "
+                    f"{' or '.join(_JSON_KINDS.get(k, k) for k in kinds)}, got "
                     f"{_kind(err.instance)} {_show(err.instance)}")
     raise error(f"{source}: {where}: {_show(err.instance)} is not allowed "
                 f"({err.validator} {_show(err.validator_value)})")
@@ -305,8 +310,9 @@ def _decode(data: bytes, source: str, error: type[InputError]) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise error(f"{source}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
-                    f"{exc.start})") from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise error(f"{source}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})"
+                    ) from None
 
 
 def _expect(doc: Any, expect: type | None, source: str, error: type[InputError], *,
@@ -330,6 +336,9 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+_JSON_KINDS = {"object": "a mapping", "array": "a list", "string": "a string",
+               "integer": "an integer", "number": "a number", "boolean": "true or false",
+               "null": "null"}
 _KINDS = {dict: "a mapping", list: "a list", str: "a string", bool: "true or false",
           int: "an integer", float: "a number", type(None): "null"}
 
