@@ -299,6 +299,18 @@ def test_a_spoilt_run_config(verb: str, data: bytes, says: str, trained: Path, t
                    watch=[tmp_path / "runs"], absent=[out])
 
 
+@pytest.mark.parametrize(("change", "says"), [
+    (lambda b: b[:len(b) // 2], "not a readable Parquet table"),
+    (lambda b: b"", "not a readable Parquet table"),
+], ids=["truncated", "empty"])
+def test_a_spoilt_predictions_table(change: Callable[[bytes], bytes], says: str, trained: Path,
+                                    tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _spoilt_copy(trained, tmp_path, "predictions.parquet", change)
+    expect_refusal(["predict", "--config", str(CONFIG), "--quiet", "--runs", str(path.parent),
+                    "--out", str(tmp_path / "out")], (str(path), says), capsys,
+                   watch=[tmp_path / "runs"], absent=[tmp_path / "out"])
+
+
 @pytest.mark.parametrize(("data", "says"), [
     (b'[{"run_dir": "x", "run_id": "1"}', "not valid JSON"),
     (b"", "empty"),
@@ -322,3 +334,61 @@ def test_the_reader_refuses_with_the_callers_kind(kind: type[InputError]) -> Non
     said = r"^--set x=1: column 8: key 'a' given twice \(first at column 2\)$"
     with pytest.raises(kind, match=said):
         load_yaml("{a: 1, a: 2}", "--set x=1", error=kind)
+
+
+# ------------------------------------------------------------- other JSON and CSV readers
+@pytest.mark.parametrize(("name", "data", "says"), [
+    ("Toy.csv", b"", "the file is empty"),
+    ("Toy.csv", b"satellite_img_name,x\n\xff\n", "not UTF-8"),
+    ("Toy.csv", b'satellite_img_name,x\n"open\n', "not a readable CSV table"),
+    ("Toy_captions.json", b'[[{"caption": "a", "image": "b"}', "not valid JSON"),
+    ("Toy_captions.json", b"", "empty"),
+    ("Toy_captions.json", b"\xff[]", "not UTF-8"),
+    ("Toy_captions.json", b'{"caption": "a"}', "(top level): expected a list, got a mapping"),
+], ids=["empty csv", "csv not UTF-8", "csv open quote", "truncated captions", "empty captions",
+        "captions not UTF-8", "captions an object"])
+def test_a_spoilt_urbanclip_city(name: str, data: bytes, says: str, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from test_urbanclip import _make_city
+
+    city = _make_city(tmp_path)
+    (city / name).write_bytes(data)
+    expect_refusal(["import-urbanclip", "--config", str(CONFIG), "--city-dir", str(city),
+                    "--out", str(tmp_path / "out")], (str(city / name), says), capsys,
+                   watch=[city], absent=[tmp_path / "out"])
+
+
+class _Counting:
+    """A caching describer that counts what it is asked."""
+
+    name, model, endpoint, cached = "fake", "m", "http://fake", True
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def describe(self, query: object) -> str:
+        self.asked += 1
+        return f"answer {self.asked}"
+
+
+@pytest.mark.parametrize("data", [b'{"text": "ans', b"", b"\xff\xfe", b"[1]", b'{"text": 3}',
+                                  b'{"prompt": "p"}'],
+                         ids=["truncated", "empty", "not UTF-8", "a list", "text not a string",
+                              "no text"])
+def test_an_unreadable_cache_entry_is_asked_again(data: bytes, tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    from urbanmoe.features.llm import describe_dataset
+
+    table = pd.DataFrame({"region_id": ["a", "b", "c"], "poi_shopping": [1, 2, 3]})
+    first = _Counting()
+    texts = describe_dataset(table, first, tmp_path / "cache", progress=False)
+    entries = sorted((tmp_path / "cache").rglob("*.json"))
+    assert first.asked == 3 and len(entries) == 3
+    entries[1].write_bytes(data)
+    again = _Counting()
+    with caplog.at_level("WARNING"):
+        redone = describe_dataset(table, again, tmp_path / "cache", progress=False)
+    assert again.asked == 1 and str(entries[1]) in caplog.text
+    assert json.loads(entries[1].read_text())["text"] == "answer 1"
+    changed = [i for i, (old, new) in enumerate(zip(texts, redone, strict=True)) if old != new]
+    assert len(changed) <= 1 and all(redone[i] == "answer 1" for i in changed)

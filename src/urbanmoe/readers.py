@@ -23,6 +23,8 @@ JSON (run folders' ``metrics.json``, ``track --record`` files, LLM cache entries
 UrbanCLIP captions): at most :data:`MAX_JSON_BYTES` unless the reader sets its own bound, UTF-8,
 one value, no key twice in an object, no nesting deeper than Python can parse; what the top level
 must hold is checked with a JSON schema (:data:`METRICS_SCHEMA` for ``metrics.json``).
+
+CSV (:func:`read_csv`): an empty, non-UTF-8 or malformed table is one line naming the file.
 """
 
 from __future__ import annotations
@@ -31,12 +33,15 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import yaml
 
 from urbanmoe.errors import InputError, RunError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_YAML_BYTES = 4 * 2**20
 MAX_YAML_NODES = 100_000
@@ -45,7 +50,7 @@ MAX_JSON_BYTES = 16 * 2**20
 
 __all__ = ["MAX_JSON_BYTES", "MAX_YAML_BYTES", "MAX_YAML_DEPTH", "MAX_YAML_NODES",
            "METRICS_SCHEMA", "check_schema", "dump_yaml", "load_json", "load_yaml", "read_json",
-           "read_metrics", "read_yaml"]
+           "read_csv", "read_metrics", "read_yaml"]
 
 # YAML 1.2's floats that YAML 1.1 leaves as strings: an exponent without a dot or its sign
 _SCIENTIFIC = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
@@ -286,6 +291,25 @@ METRICS_SCHEMA: dict[str, Any] = {
 def read_metrics(path: Path) -> dict[str, Any]:
     """A run folder's ``metrics.json`` checked against :data:`METRICS_SCHEMA` (RunError)."""
     return read_json(Path(path), error=RunError, schema=METRICS_SCHEMA)
+
+
+def read_csv(path: Path, *, error: type[InputError] = InputError, **kwargs: Any) -> pd.DataFrame:
+    """``pandas.read_csv(path, **kwargs)``; an empty, non-UTF-8 or malformed file is ``error``
+    naming it (pandas is imported here, not by commands that read no table)."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise error(f"{path}: the file is empty (no header, no rows)") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x})") from None
+    except pd.errors.ParserError as exc:
+        raise error(f"{path}: not a readable CSV table: {_line(exc)}") from None
+    except FileNotFoundError:
+        raise error(f"{path}: file not found") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 # ----------------------------------------------------------------------------- helpers

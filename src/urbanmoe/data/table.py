@@ -14,7 +14,7 @@ import pandas as pd
 from pyarrow import ArrowException
 
 from urbanmoe.errors import DataError
-from urbanmoe.readers import read_yaml
+from urbanmoe.readers import read_csv, read_yaml
 
 if TYPE_CHECKING:
     from urbanmoe.data.groups import FeatureGroup
@@ -104,22 +104,19 @@ def read_table(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise DataError(f"{path}: unsupported table format {path.suffix!r} (use .csv or .parquet)")
-    try:
-        if suffix == ".parquet":
+    if suffix == ".csv":
+        df = read_csv(path, error=DataError, dtype={ID: str}, keep_default_na=True)
+        if ID in df.columns:  # again, the ids alone, without missing-value spellings
+            df[ID] = read_csv(path, error=DataError, usecols=[ID], dtype=str,
+                              keep_default_na=False)[ID].to_numpy()
+    else:
+        try:
             df = pd.read_parquet(path)
-            if ID in df.columns:
-                df[ID] = df[ID].astype(object).where(df[ID].notna(), "")
-        else:
-            df = pd.read_csv(path, dtype={ID: str}, keep_default_na=True)
-            if ID in df.columns:  # again, the ids alone, without missing-value spellings
-                ids = pd.read_csv(path, usecols=[ID], dtype=str, keep_default_na=False)[ID]
-                df[ID] = ids.to_numpy()
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty (no header, no rows)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ArrowException) as exc:
-        what = "CSV" if suffix == ".csv" else "Parquet"
-        raise DataError(f"{path}: not a readable {what} table: "
-                        f"{' '.join(str(exc).split())[:200]}") from None
+        except (OSError, ArrowException) as exc:
+            raise DataError(f"{path}: not a readable Parquet table: "
+                            f"{' '.join(str(exc).split())[:200]}") from None
+        if ID in df.columns:
+            df[ID] = df[ID].astype(object).where(df[ID].notna(), "")
     if ID in df.columns:
         df[ID] = df[ID].astype(str)
     return df

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from urbanmoe.config import validate
-from urbanmoe.data.table import RegionDataset
+from urbanmoe.data.table import RegionDataset, read_table
 from urbanmoe.errors import RunError
 from urbanmoe.readers import read_metrics, read_yaml
 from urbanmoe.runtime.seeding import resolve_device, seed_everything
@@ -84,7 +84,9 @@ def _check_test(run_dir: Path, ds: RegionDataset, test: np.ndarray,
     path = run_dir / "predictions.parquet"
     if not path.is_file():
         raise RunError(f"{path}: file not found")
-    saved = pd.read_parquet(path)
+    saved = read_table(path)
+    if "region_id" not in saved.columns:
+        raise RunError(f"{path}: column 'region_id' missing")
     if saved["region_id"].astype(str).tolist() != ds.ids[test].astype(str).tolist():
         raise RunError(f"{path}: the run's test regions are not those of {ds.table_path} under "
                        "its split (a run of another dataset)")

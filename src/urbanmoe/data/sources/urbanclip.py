@@ -22,7 +22,7 @@ from urbanmoe.data.report import write_report
 from urbanmoe.data.table import DataError, load_dataset
 from urbanmoe.errors import ConfigError, InputError
 from urbanmoe.io import atomic_path, sha256_file
-from urbanmoe.readers import dump_yaml, read_json
+from urbanmoe.readers import dump_yaml, read_csv, read_json
 
 REPOSITORY = "siruzhong/UrbanCLIP-Dataset-Toolkit"
 COMMIT = "1b2541d1b87cf931083dac31221966b032e26f61"
@@ -38,8 +38,8 @@ TARGETS = {  # our target -> (upstream column, unit)
 PRODUCTS = {"carbon": "ODIAC", "population": "WorldPop"}
 LICENCE = ("none stated upstream ('educational and personal use'): fetch from the upstream "
            "repository, do not redistribute")
-# the toolkit's captions files are a few MB per city; the bound leaves room for larger cities
-MAX_CAPTIONS_BYTES = 256 * 2**20
+# the toolkit's captions files are a few MB per city (Beijing: 3.8 MB); room for larger ones
+MAX_CAPTIONS_BYTES = 64 * 2**20
 _CITY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _COORD = re.compile(r"^\(\s*([^,()\s]+)\s*,\s*([^,()\s]+)\s*\)$")
 
@@ -80,7 +80,7 @@ def _cell_error(path: Path, column: str, row: int, value: Any, what: str) -> Dat
 def _read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = read_csv(path, error=DataError, dtype=str, keep_default_na=False)
     for col in (NAME_COL, COORD_COL, *(c for c, _ in TARGETS.values())):
         if col not in df.columns:
             raise DataError(f"{path}: column {col!r}: missing")
