@@ -2,7 +2,9 @@
 
 The schema holds every default; unknown keys and wrong types are errors. ``--set key=value``
 overrides (dotted keys, YAML-typed values) are applied before validation, so they are checked
-like the file itself. Snakemake and DVC read the same file.
+like the file itself. The file and every ``--set`` value are read by :mod:`urbanmoe.readers`
+(bounded, duplicate keys refused, ``1e-3`` a number); an ``integer`` setting takes an int only.
+Snakemake and DVC read the same file.
 """
 
 from __future__ import annotations
@@ -16,18 +18,25 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from urbanmoe.errors import ConfigError
+from urbanmoe.readers import load_yaml, read_yaml
 
 DEFAULT_CONFIG_PATH = Path("config/config.yaml")
 __all__ = ["ConfigError", "apply_overrides", "config_hash", "load_config", "schema", "validate"]
 
 
+# ``integer`` means an int: 2.0 or 1e3 (a float in YAML) where a count belongs is refused
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)))
+
+
 def schema() -> dict[str, Any]:
     """The configuration's JSON schema (with defaults)."""
     text = resources.files("urbanmoe").joinpath("resources/config.schema.yaml").read_text()
-    return yaml.safe_load(text)
+    return load_yaml(text, "urbanmoe/resources/config.schema.yaml")
 
 
 def _fill_defaults(node: dict[str, Any], sch: Mapping[str, Any]) -> None:
@@ -45,7 +54,13 @@ def _parse_override(item: str, source: str) -> tuple[list[str], Any]:
     key, raw = item.split("=", 1)
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"{source}: override {item!r} has an empty key")
-    return key.split("."), yaml.safe_load(raw) if raw != "" else ""
+    value = load_yaml(raw, f"{source} {_shown(item)}", error=ConfigError) if raw else ""
+    return key.split("."), value
+
+
+def _shown(item: str, limit: int = 80) -> str:
+    """A ``--set`` item for an error line: a long value cut short."""
+    return item if len(item) <= limit else item[:limit - 3] + "..."
 
 
 def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str], source: str = "--set") -> None:
@@ -69,7 +84,7 @@ def validate(cfg: dict[str, Any], source: str,
     """
     out = copy.deepcopy(cfg)
     _fill_defaults(out, schema())
-    validator = jsonschema.Draft202012Validator(schema())
+    validator = _Validator(schema())
     errors = sorted(validator.iter_errors(out), key=lambda e: list(e.path))
     if errors:
         err = errors[0]
@@ -91,7 +106,7 @@ def _blame(path: list[str], overrides: Iterable[str], source: str) -> str:
     for item in reversed(list(overrides)):
         key = item.split("=", 1)[0].split(".")
         if key == path[:len(key)] or (path and path == key[:len(path)]):
-            return f"--set {item}"
+            return f"--set {_shown(item)}"
     return source
 
 
@@ -103,14 +118,7 @@ def load_config(path: Path | None = None, overrides: Iterable[str] = ()) -> dict
     cfg: dict[str, Any] = {}
     source = str(path) if path is not None else "(defaults)"
     if path is not None:
-        try:
-            cfg = yaml.safe_load(Path(path).read_text()) or {}
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{path}: file not found") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
-        if not isinstance(cfg, dict):
-            raise ConfigError(f"{path}: (top level): expected a mapping, got {type(cfg).__name__}")
+        cfg = read_yaml(Path(path), error=ConfigError)
     overrides = list(overrides)
     apply_overrides(cfg, overrides)
     return validate(cfg, source, overrides)

@@ -17,12 +17,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from urbanmoe import ownership
 from urbanmoe.errors import InputError, OutputError
 from urbanmoe.ownership import OWNER, TMP_PREFIX
 from urbanmoe.ownership import sha256 as sha256_file
+from urbanmoe.readers import dump_yaml
 
 __all__ = ["OWNER", "TMP_PREFIX", "atomic_path", "check_writable", "claim",
            "remove_stale_temporaries", "safe_name", "sha256_file", "strict_json", "visible_files",
@@ -306,4 +305,4 @@ def strict_json(obj: Any) -> Any:
 def write_yaml(path: Path, obj: Any, kind: str = "file") -> None:
     """Write YAML atomically."""
     with atomic_path(Path(path), kind) as tmp:
-        tmp.write_text(yaml.safe_dump(obj, sort_keys=False))
+        tmp.write_text(dump_yaml(obj))

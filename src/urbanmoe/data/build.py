@@ -20,7 +20,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import rasterio
-import yaml
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.transform import Affine
@@ -34,6 +33,7 @@ from urbanmoe.data.poi_mapping import load_mapping
 from urbanmoe.data.render import BANDS
 from urbanmoe.data.table import DataError, load_dataset, read_table
 from urbanmoe.io import atomic_path, sha256_file
+from urbanmoe.readers import dump_yaml
 
 WGS84 = "EPSG:4326"
 S2_L2A_ORDER = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11",
@@ -344,6 +344,6 @@ def _write_tables(name: str, imagery: list[Path], pois: Path, labels: dict[str, 
         },
     }
     table.to_parquet(tmp / "regions.parquet", index=False)
-    (tmp / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False, allow_unicode=True),
+    (tmp / "dataset.yaml").write_text(dump_yaml(meta, allow_unicode=True),
                                       encoding="utf-8")
     load_dataset(tmp)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from urbanmoe.data.poi import POI_CATEGORIES
 from urbanmoe.data.table import DataError
+from urbanmoe.readers import read_yaml
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,7 @@ def load_mapping(path: Path | None = None) -> PoiMapping:
     path = Path(path) if path is not None else default_mapping_path()
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise DataError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    doc = read_yaml(path, error=DataError, expect=None) or {}
     cats = doc.get("categories") if isinstance(doc, dict) else None
     if not isinstance(cats, dict):
         raise DataError(f"{path}: key 'categories': missing or not a mapping")

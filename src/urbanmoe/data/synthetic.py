@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from urbanmoe.data.describe import describe_template
 from urbanmoe.data.latent import Grid, make_factors, make_grid, softplus, standardise
@@ -36,6 +35,7 @@ from urbanmoe.data.poi import POI_CATEGORIES, POI_COLUMNS
 from urbanmoe.data.render import render_tiles
 from urbanmoe.errors import ConfigError
 from urbanmoe.io import atomic_path, claim
+from urbanmoe.readers import dump_yaml
 
 GENERATOR = "urbanmoe.synth"
 VERSION = 1
@@ -306,7 +306,7 @@ def generate_city(
         region_table(sample, paths).to_parquet(tmp / "regions.parquet", engine="pyarrow",
                                                index=False)
         with open(tmp / "dataset.yaml", "w", encoding="utf-8") as fh:
-            yaml.safe_dump(dataset_spec(sample, settings), fh, sort_keys=False)
+            fh.write(dump_yaml(dataset_spec(sample, settings)))
     return final
 
 

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from pyarrow import ArrowException
 
 from urbanmoe.errors import DataError
+from urbanmoe.readers import read_csv, read_yaml
 
 if TYPE_CHECKING:
     from urbanmoe.data.groups import FeatureGroup
@@ -91,7 +91,12 @@ def _fail(path: Path, column: str, message: str) -> DataError:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet table; region_id read as string."""
+    """Read a CSV or Parquet table; region_id read as string, exactly as written.
+
+    Ids are never missing values: ``NA`` (a district code), ``null`` or ``nan`` stay those
+    strings, and an empty cell (or a Parquet null) becomes ``""``, which :func:`_check_ids`
+    refuses. Other columns keep pandas' missing-value spellings (an empty target cell is a
+    missing label)."""
     if not path.exists():
         raise DataError(f"{path}: file not found")
     if path.is_dir():
@@ -99,17 +104,19 @@ def read_table(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise DataError(f"{path}: unsupported table format {path.suffix!r} (use .csv or .parquet)")
-    try:
-        if suffix == ".parquet":
+    if suffix == ".csv":
+        df = read_csv(path, error=DataError, dtype={ID: str}, keep_default_na=True)
+        if ID in df.columns:  # again, the ids alone, without missing-value spellings
+            df[ID] = read_csv(path, error=DataError, usecols=[ID], dtype=str,
+                              keep_default_na=False)[ID].to_numpy()
+    else:
+        try:
             df = pd.read_parquet(path)
-        else:
-            df = pd.read_csv(path, dtype={ID: str}, keep_default_na=True)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty (no header, no rows)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ArrowException) as exc:
-        what = "CSV" if suffix == ".csv" else "Parquet"
-        raise DataError(f"{path}: not a readable {what} table: "
-                        f"{' '.join(str(exc).split())[:200]}") from None
+        except (OSError, ArrowException) as exc:
+            raise DataError(f"{path}: not a readable Parquet table: "
+                            f"{' '.join(str(exc).split())[:200]}") from None
+        if ID in df.columns:
+            df[ID] = df[ID].astype(object).where(df[ID].notna(), "")
     if ID in df.columns:
         df[ID] = df[ID].astype(str)
     return df
@@ -214,10 +221,7 @@ def _read_meta(root: Path) -> dict[str, Any]:
     path = root / "dataset.yaml"
     if not path.is_file():
         raise DataError(f"{path}: file not found (a dataset folder needs a dataset.yaml)")
-    try:
-        meta = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise DataError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    meta = read_yaml(path, error=DataError)
     unknown = sorted(set(meta) - _DATASET_KEYS)
     if unknown:
         raise DataError(f"{path}: unknown key {unknown[0]!r}")

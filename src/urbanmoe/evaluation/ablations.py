@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from urbanmoe.errors import RunError
 from urbanmoe.evaluation.metrics import METRICS, flatten
 from urbanmoe.io import visible_files
 from urbanmoe.paper_items import FULL_MODEL, ITEMS, Row
+from urbanmoe.readers import read_metrics, read_yaml
 
 TASKS = ["carbon", "population", "light"]
 SETTINGS = ("n_specific", "n_shared", "n_dual", "d_r", "eps", "use_region", "use_poi")
@@ -70,14 +71,14 @@ def collect_ablations(root: Path | str, dataset: str, split: str) -> pd.DataFram
     base = Path(root) / dataset / split
     rows, tasks, skipped = [], [], []
     for path in visible_files(base, "metrics.json") if base.is_dir() else []:
-        m = json.loads(path.read_text())
+        m = read_metrics(path)
         label = m.get("variant") or path.parent.parent.name
         if "skipped" in m:
             skipped.append({"variant": label, "seed": m["seed"], "reason": m["skipped"]})
             continue
         tasks += [t for t in m["tasks"] if t not in tasks]
         cfg_file = path.parent / "config.yaml"
-        cfg = (yaml.safe_load(cfg_file.read_text()) or {}) if cfg_file.is_file() else {}
+        cfg = read_yaml(cfg_file, error=RunError) if cfg_file.is_file() else {}
         model = cfg.get("model") or {}
         rows.append({"dataset": m["dataset"], "split": m["split"]["kind"], "variant": label,
                      "model": m["model"], "seed": m["seed"], "run": str(path.parent),

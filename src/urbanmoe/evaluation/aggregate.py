@@ -5,7 +5,6 @@ The run folders' ``metrics.json`` files are the source of truth; tables are deri
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pandas as pd
 from urbanmoe.errors import RunError
 from urbanmoe.evaluation.metrics import METRICS, flatten
 from urbanmoe.io import visible_files
+from urbanmoe.readers import read_metrics
 
 KEYS = ["dataset", "model", "split"]
 
@@ -30,7 +30,7 @@ def collect(roots: Iterable[Path]) -> pd.DataFrame:
     rows, tasks, skipped = [], [], []
     for root in roots:
         for path in visible_files(root, "metrics.json"):
-            m = json.loads(path.read_text())
+            m = read_metrics(path)
             tasks += [t for t in m["tasks"] if t not in tasks]
             if "skipped" in m:
                 skipped.append({"dataset": m["dataset"], "model": m["model"],

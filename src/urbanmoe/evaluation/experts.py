@@ -19,15 +19,14 @@ test regions, coloured by expert category.  The figures are drawn by
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from urbanmoe.errors import RunError
+from urbanmoe.readers import read_metrics, read_yaml
 
 __all__ = ["CATEGORIES", "CATEGORY_NAMES", "Routing", "eligibility", "expert_tsne", "load_routing",
            "short_labels", "subsample", "tsne_embed"]
@@ -123,8 +122,8 @@ def load_routing(run_dir: Path | str, key: str = "all") -> Routing:
         all_tasks = [str(s) for s in z["tasks"]]
         arrays = {part: {b: z[f"{key}/{b}/{part}"] for b in branches}
                   for part in ("gates", "experts", "fused")}
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    cfg = read_yaml(run_dir / "config.yaml", error=RunError)
+    metrics = read_metrics(run_dir / "metrics.json")
     tasks = all_tasks if key == "all" else [key]
     for b in branches:
         n, t, e = arrays["gates"][b].shape

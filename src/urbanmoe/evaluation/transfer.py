@@ -32,13 +32,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from urbanmoe.data.splits import Split
 from urbanmoe.data.table import ID, RegionDataset, load_dataset
 from urbanmoe.errors import ConfigError, DataError, InputError
 from urbanmoe.evaluation.run import run_on
 from urbanmoe.io import atomic_path
+from urbanmoe.readers import dump_yaml
 
 PARTS = ("all", "west", "east", "south", "north")
 
@@ -123,7 +123,7 @@ def materialise(joined: RegionDataset, cache_dir: Path) -> RegionDataset:
                     "targets": {t: {"transform": joined.transforms[t]} for t in joined.tasks}}
             if joined.meta.get("noise_ceiling"):
                 meta["noise_ceiling"] = joined.meta["noise_ceiling"]
-            (tmp / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+            (tmp / "dataset.yaml").write_text(dump_yaml(meta))
     return load_dataset(folder)
 
 

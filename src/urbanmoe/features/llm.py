@@ -5,7 +5,9 @@ The Appendix E prompt (:func:`~urbanmoe.data.describe.build_prompt`) goes to a b
 chat-completions server, configured by ``URBANMOE_LLM_*``; rate-limited, retried with backoff).
 Answers are cached on disk by sha256 of (backend, endpoint, model, prompt), the endpoint being the
 server's base URL without credentials: never requested twice, so an interrupted run resumes where
-it stopped, and two servers serving the same model name never share answers. See docs/describe.md.
+it stopped, and two servers serving the same model name never share answers. A cache entry that
+cannot be read (truncated, not JSON, no ``text``) is a miss: the prompt is asked again and the
+entry rewritten, with a warning naming the file. See docs/describe.md.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import email.utils
 import hashlib
 import http.client
 import json
+import logging
 import math
 import os
 import random
@@ -29,17 +32,21 @@ from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
-import yaml
 
 from urbanmoe.data.describe import build_prompt, describe_template
 from urbanmoe.data.table import POI_PREFIX, DataError, load_dataset, read_table
-from urbanmoe.errors import ConfigError, LLMError
+from urbanmoe.errors import ConfigError, InputError, LLMError
 from urbanmoe.io import atomic_path, write_json
+from urbanmoe.readers import dump_yaml, load_json, read_json, read_yaml
 
 ENV_BASE_URL = "URBANMOE_LLM_BASE_URL"
 ENV_MODEL = "URBANMOE_LLM_MODEL"
 ENV_API_KEY = "URBANMOE_LLM_API_KEY"
 BACKENDS = ("template", "openai")
+MAX_ENTRY_BYTES = 2**20  # one cached answer (a paragraph and its prompt)
+MAX_RESPONSE_BYTES = 16 * 2**20  # one chat-completions response
+_ENTRY_SCHEMA = {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,7 @@ def _server_message(body: bytes) -> str:
     """The ``error.message`` of an OpenAI-style error body, else the body itself."""
     text = body.decode("utf-8", "replace")
     try:
-        msg = json.loads(text)
+        msg = load_json(text, "the error body")
         for key in (0, "error", "message"):  # [{"error": {"message": ...}}] (Gemini) or bare
             ok = isinstance(msg, list) and msg if key == 0 else isinstance(msg, dict)
             msg = msg[key] if ok and (key == 0 or key in msg) else msg
@@ -230,7 +237,7 @@ class OpenAIBackend:
                 req = urllib.request.Request(self.url, data=payload, headers=headers,
                                              method="POST")
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    return json.loads(resp.read().decode("utf-8"))
+                    body = resp.read(MAX_RESPONSE_BYTES + 1)
             except urllib.error.HTTPError as exc:
                 last = f"HTTP {exc.code}: {_server_message(exc.read())}"
                 if exc.code != 429 and exc.code < 500:
@@ -238,9 +245,11 @@ class OpenAIBackend:
                 retry_after = _retry_after(exc.headers.get("Retry-After"))
             except (OSError, http.client.HTTPException) as exc:  # timeouts, refused, reset
                 last = _one_line(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}")
-            except ValueError as exc:
-                raise self._error(
-                    f"LLM response from {shown} is not JSON: {_one_line(exc)}") from None
+            except ValueError as exc:  # urllib: not a URL it can open
+                raise self._error(f"LLM request to {shown} failed: {_one_line(exc)}") from None
+            else:
+                return load_json(body, f"LLM response from {shown}", error=LLMError,
+                                 max_bytes=MAX_RESPONSE_BYTES)
             if attempt < self.max_retries:
                 self.sleep(self._backoff(attempt, retry_after))
         raise self._error(
@@ -302,6 +311,19 @@ def _queries(table: pd.DataFrame, city: str | None) -> list[RegionQuery]:
     return out
 
 
+def _cached(path: Path | None) -> str | None:
+    """The cached answer in ``path``; None when absent or unreadable (then asked again)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        entry = read_json(path, schema=_ENTRY_SCHEMA, max_bytes=MAX_ENTRY_BYTES)
+    except InputError as exc:
+        log.warning("%s; asking again", exc)
+        path.unlink(missing_ok=True)  # a cache entry is never replaced: the damaged one goes
+        return None
+    return entry["text"]
+
+
 def describe_dataset(table: pd.DataFrame, backend: Backend | str, cache_dir: Path | None, *,
                      city: str | None = None, progress: bool = True) -> list[str]:
     """Describe every region of ``table`` (Appendix E prompt), in table order.
@@ -319,8 +341,7 @@ def describe_dataset(table: pd.DataFrame, backend: Backend | str, cache_dir: Pat
     keys = [cache_key(backend.name, backend.model, q.prompt, endpoint) for q in queries]
     cache = Path(cache_dir) if backend.cached and cache_dir is not None else None
     files = [None if cache is None else _cache_file(cache, k) for k in keys]
-    texts: list[str | None] = [json.loads(f.read_text(encoding="utf-8"))["text"]
-                               if f is not None and f.is_file() else None for f in files]
+    texts = [_cached(f) for f in files]
     memo: dict[str, str] = {}  # identical prompts are asked once
     with tqdm(total=len(queries), initial=sum(t is not None for t in texts), unit="region",
               disable=not progress, desc=f"describe ({backend.name})") as bar:
@@ -351,7 +372,7 @@ def write_described(dataset_dir: Path, out_dir: Path, backend: Backend | str,
     texts = describe_dataset(ds.table, backend, cache_dir, city=city, progress=progress)
     table = read_table(ds.table_path)
     table["text"] = texts
-    meta = yaml.safe_load((dataset_dir / "dataset.yaml").read_text())
+    meta = read_yaml(dataset_dir / "dataset.yaml", error=DataError)
     with atomic_path(out_dir, "dataset") as tmp:
         shutil.copytree(dataset_dir, tmp, symlinks=False)
         old = tmp / str(meta["table"])
@@ -359,5 +380,5 @@ def write_described(dataset_dir: Path, out_dir: Path, backend: Backend | str,
             old.unlink(missing_ok=True)
         table.to_parquet(tmp / "regions.parquet", index=False)
         meta["table"] = "regions.parquet"
-        (tmp / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+        (tmp / "dataset.yaml").write_text(dump_yaml(meta))
     return out_dir

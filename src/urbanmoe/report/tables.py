@@ -11,19 +11,19 @@ every published-vs-reproduced table (Tables 1-4; Markdown and LaTeX).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from urbanmoe.errors import DataError
 from urbanmoe.evaluation.aggregate import KEYS, count, runs_label, summarize
 from urbanmoe.evaluation.metrics import METRICS
 from urbanmoe.io import claim, write_text
 from urbanmoe.paper_items import ITEMS
+from urbanmoe.readers import read_metrics, read_yaml
 from urbanmoe.training.registry import MODELS
 
 #: Table 2's models in the paper's order, then the other models in the registry's order.
@@ -67,7 +67,7 @@ def _provenance(run_dirs: Sequence[str]) -> dict[str, str]:
     found: dict[str, set[str]] = {"dataset_dir": set(), "device": set(), "memory_kind": set()}
     for path in (Path(run) / "metrics.json" for run in run_dirs):
         if path.is_file():
-            m = json.loads(path.read_text())
+            m = read_metrics(path)
             info = {**(m.get("provenance") or {}), **(m.get("efficiency") or {})}
             for key, seen in found.items():
                 seen.add(str(info.get(key, "")))
@@ -231,7 +231,7 @@ def write_comparison(rows: pd.DataFrame, stem: Path | str, title: str, note: str
 def is_synthetic(dataset_dir: str) -> bool:
     """Whether a dataset folder holds the embedded synthetic benchmark (not real data)."""
     spec = Path(dataset_dir) / "dataset.yaml"
-    meta = (yaml.safe_load(spec.read_text()) or {}) if spec.is_file() else {}
+    meta = read_yaml(spec, error=DataError) if spec.is_file() else {}
     return ((meta.get("source") or {}).get("generator") == "urbanmoe.synth"
             or "synthetic" in Path(dataset_dir).parts)
 

@@ -7,7 +7,6 @@ the runs behind it.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -15,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from urbanmoe.config import config_hash
+from urbanmoe.errors import InputError
 from urbanmoe.io import sha256_file
+from urbanmoe.readers import read_json, read_metrics
 
 
 def git_state(cwd: Path | None = None) -> dict[str, Any]:
@@ -42,6 +43,12 @@ MADE_BY = {"table2": "notebooks/table2.ipynb", "published_vs_reproduced.": "note
            "sparsity": "notebooks/experts.ipynb", "claims": "urbanmoe claims"}
 
 
+#: A ``urbanmoe track --record`` file: one entry per mirrored run folder.
+RECORDS_SCHEMA = {"type": "array", "items": {
+    "type": "object", "required": ["run_dir", "run_id"],
+    "properties": {"run_dir": {"type": "string"}, "run_id": {"type": "string"}}}}
+
+
 def made_by_of(artifact: Path | str) -> str | None:
     """The notebook or command that draws an artifact, by its file name (longest prefix)."""
     name = Path(artifact).name
@@ -54,11 +61,11 @@ def provenance(artifacts: Iterable[Path], runs: Iterable[Path], records: Iterabl
     """The provenance record of some artifacts drawn from some run folders."""
     run_ids: dict[str, str] = {}
     for record in records:
-        for rec in json.loads(Path(record).read_text()):
+        for rec in read_json(Path(record), error=InputError, schema=RECORDS_SCHEMA):
             run_ids[str(Path(rec["run_dir"]))] = rec["run_id"]
     run_rows = []
     for run in runs:
-        m = json.loads((Path(run) / "metrics.json").read_text())
+        m = read_metrics(Path(run) / "metrics.json")
         run_rows.append({
             "run_dir": str(run), "dataset": m["dataset"], "model": m["model"], "seed": m["seed"],
             "config_hash": (m.get("provenance") or {}).get("config_hash"),

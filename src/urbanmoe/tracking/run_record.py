@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from urbanmoe.errors import RunError
+from urbanmoe.readers import read_metrics, read_yaml
 from urbanmoe.tracking.run_keys import run_keys
 
 MAX_KEY, MAX_PARAM, MAX_TAG = 250, 6000, 8000  # mlflow.utils.validation limits
@@ -86,19 +85,8 @@ def read_run(run_dir: Path, settings: str = "default") -> dict[str, Any]:
     if not (run_dir / "metrics.json").is_file():
         raise RunError(f"{run_dir}: no metrics.json (not a run folder)")
     metrics_path, config_path = run_dir / "metrics.json", run_dir / "config.yaml"
-    try:
-        metrics = json.loads(metrics_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{metrics_path}: not valid JSON: {exc}") from None
-    if not isinstance(metrics, dict):
-        raise RunError(f"{metrics_path}: (top level): expected a mapping")
-    try:
-        config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
-    except yaml.YAMLError as exc:
-        raise RunError(f"{config_path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(config or {}, dict):
-        raise RunError(f"{config_path}: (top level): expected a mapping")
-    config = config or {}
+    metrics = read_metrics(metrics_path)
+    config = read_yaml(config_path, error=RunError) if config_path.is_file() else {}
     history_path = run_dir / "history.csv"
     try:
         history = history_metrics(history_path)

@@ -14,7 +14,6 @@ Several runs (the seeds of one model) give the mean and the spread over seeds, l
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from urbanmoe.config import validate
-from urbanmoe.data.table import RegionDataset
+from urbanmoe.data.table import RegionDataset, read_table
 from urbanmoe.errors import RunError
+from urbanmoe.readers import read_metrics, read_yaml
 from urbanmoe.runtime.seeding import resolve_device, seed_everything
 from urbanmoe.training import registry
 from urbanmoe.training.folds import fit_folds
@@ -68,8 +67,8 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], int, str]:
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise RunError(f"{path}: file not found (a run folder written by urbanmoe train)")
-    saved = yaml.safe_load(path.read_text()) or {}
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    saved = read_yaml(path, error=RunError)
+    metrics = read_metrics(run_dir / "metrics.json")
     if metrics.get("skipped"):
         raise RunError(f"{run_dir}: the run was skipped ({metrics['skipped']}); "
                        "nothing to predict with")
@@ -85,7 +84,9 @@ def _check_test(run_dir: Path, ds: RegionDataset, test: np.ndarray,
     path = run_dir / "predictions.parquet"
     if not path.is_file():
         raise RunError(f"{path}: file not found")
-    saved = pd.read_parquet(path)
+    saved = read_table(path)
+    if "region_id" not in saved.columns:
+        raise RunError(f"{path}: column 'region_id' missing")
     if saved["region_id"].astype(str).tolist() != ds.ids[test].astype(str).tolist():
         raise RunError(f"{path}: the run's test regions are not those of {ds.table_path} under "
                        "its split (a run of another dataset)")

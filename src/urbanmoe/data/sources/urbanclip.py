@@ -8,7 +8,6 @@ downloads anything (``fetch_commands`` only spells the ``dvc import-url`` comman
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shlex
@@ -18,12 +17,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from urbanmoe.data.report import write_report
 from urbanmoe.data.table import DataError, load_dataset
 from urbanmoe.errors import ConfigError, InputError
 from urbanmoe.io import atomic_path, sha256_file
+from urbanmoe.readers import dump_yaml, read_csv, read_json
 
 REPOSITORY = "siruzhong/UrbanCLIP-Dataset-Toolkit"
 COMMIT = "1b2541d1b87cf931083dac31221966b032e26f61"
@@ -39,6 +38,8 @@ TARGETS = {  # our target -> (upstream column, unit)
 PRODUCTS = {"carbon": "ODIAC", "population": "WorldPop"}
 LICENCE = ("none stated upstream ('educational and personal use'): fetch from the upstream "
            "repository, do not redistribute")
+# the toolkit's captions files are a few MB per city (Beijing: 3.8 MB); room for larger ones
+MAX_CAPTIONS_BYTES = 64 * 2**20
 _CITY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _COORD = re.compile(r"^\(\s*([^,()\s]+)\s*,\s*([^,()\s]+)\s*\)$")
 
@@ -79,7 +80,7 @@ def _cell_error(path: Path, column: str, row: int, value: Any, what: str) -> Dat
 def _read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = read_csv(path, error=DataError, dtype=str, keep_default_na=False)
     for col in (NAME_COL, COORD_COL, *(c for c, _ in TARGETS.values())):
         if col not in df.columns:
             raise DataError(f"{path}: column {col!r}: missing")
@@ -138,12 +139,7 @@ def _captions(path: Path) -> list[tuple[str, str]]:
     """(tile file name, sentence) pairs in file order from ``[[{caption, image}, ...]]``."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(data, list):
-        raise DataError(f"{path}: expected a list of caption lists, got {type(data).__name__}")
+    data = read_json(path, error=DataError, expect=list, max_bytes=MAX_CAPTIONS_BYTES)
     pairs = []
     entries = (e for group in data for e in (group if isinstance(group, list) else [group]))
     for k, entry in enumerate(entries):
@@ -255,6 +251,6 @@ def import_urbanclip_city(city_dir: Path, out_dir: Path, *, city: str | None = N
             for t in tiles:
                 shutil.copyfile(tiles_dir / t, tmp / "tiles" / t)
         table.to_parquet(tmp / meta["table"], index=False)
-        (tmp / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+        (tmp / "dataset.yaml").write_text(dump_yaml(meta))
         write_report(load_dataset(tmp), tmp / "report")
     return out_dir
