@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from urbanmoe.data.table import ID, POI_PREFIX, DataError
+from urbanmoe.data.table import FLOAT32_MAX, ID, POI_PREFIX, DataError
 
 GROUP_KEYS = {"prefix", "columns", "transform"}
 GROUP_TRANSFORMS = ("log1p", "share", "none")
@@ -99,7 +99,7 @@ def check_group_values(table: pd.DataFrame, groups: dict[str, FeatureGroup],
     for group in groups.values():
         for col in group.columns:
             values = pd.to_numeric(table[col], errors="coerce").to_numpy(dtype=np.float64)
-            bad = ~np.isfinite(values)
+            bad = ~np.isfinite(values) | (np.abs(np.nan_to_num(values)) > FLOAT32_MAX)
             if group.transform != "none":
                 bad |= values < 0
             if bad.any():
@@ -107,5 +107,6 @@ def check_group_values(table: pd.DataFrame, groups: dict[str, FeatureGroup],
                 value = table[col].iloc[i]
                 value = value.item() if hasattr(value, "item") else value  # numpy -> Python
                 need = "a number" if group.transform == "none" else "a number >= 0"
+                need += f" within float32's range (|x| <= {FLOAT32_MAX:.4g})"
                 raise DataError(f"{path}: column {col!r} (feature group {group.name!r}): "
                                 f"{value!r} at region {table[ID].iloc[i]!r} is not {need}")

@@ -5,6 +5,7 @@ Every check stops at the first problem with one line naming the file, the column
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ import pandas as pd
 from pyarrow import ArrowException
 
 from urbanmoe.errors import DataError
-from urbanmoe.readers import read_csv, read_yaml
+from urbanmoe.readers import check_schema, load_yaml, read_csv, read_yaml
 
 if TYPE_CHECKING:
     from urbanmoe.data.groups import FeatureGroup
@@ -25,6 +26,9 @@ TRANSFORMS = ("log1p", "none")
 _DATASET_KEYS = {"name", "city", "table", "targets", "embeddings", "feature_groups", "bbox",
                  "geometry", "noise_ceiling", "source"}
 _TARGET_KEYS = {"transform", "unit"}
+# every number a model takes is computed in float32: a value beyond its range would be infinite
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+NAME_MAX = 100
 
 
 @dataclass
@@ -136,7 +140,9 @@ def _check_ids(df: pd.DataFrame, path: Path) -> None:
 
 
 def _numeric(df: pd.DataFrame, col: str, path: Path, *, missing_ok: bool) -> pd.Series:
-    """The column as float, failing on the first non-numeric (or, unless allowed, missing) cell."""
+    """The column as float, failing on the first non-numeric (or, unless allowed, missing) cell,
+    and on the first infinite one or one beyond float32's range (``FLOAT32_MAX``, about
+    3.4e38: the models compute in float32, where it would become infinite)."""
     raw = df[col]
     values = pd.to_numeric(raw, errors="coerce")
     bad = values.isna().to_numpy() & (raw.notna().to_numpy() | (not missing_ok))
@@ -145,7 +151,12 @@ def _numeric(df: pd.DataFrame, col: str, path: Path, *, missing_ok: bool) -> pd.
         cell = raw.iloc[i]
         what = "missing value" if pd.isna(cell) else f"non-numeric value {_show(cell)}"
         raise _fail(path, col, f"{what} (region {df[ID].iloc[i]!r})")
-    return values.astype(np.float64)
+    values = values.astype(np.float64)
+    x = values.to_numpy()
+    _first_bad(df, col, np.isinf(x), path, "infinite value")
+    _first_bad(df, col, np.abs(np.nan_to_num(x)) > FLOAT32_MAX, path,
+               f"value beyond the range the models compute in (|x| <= {FLOAT32_MAX:.4g}):")
+    return values
 
 
 def _show(value: Any) -> str:
@@ -164,8 +175,6 @@ def _check_targets(df: pd.DataFrame, targets: dict[str, dict], path: Path) -> No
         if name not in df.columns:
             raise _fail(path, name, "target column missing")
         values = _numeric(df, name, path, missing_ok=True)
-        finite_or_nan = np.isfinite(values.to_numpy()) | values.isna().to_numpy()
-        _first_bad(df, name, ~finite_or_nan, path, "infinite value")
         if spec["transform"] == "log1p":
             _first_bad(df, name, (values < 0).to_numpy(), path, "negative value under log1p")
         df[name] = values
@@ -189,11 +198,34 @@ def _check_pois(df: pd.DataFrame, path: Path) -> None:
         df[col] = values
 
 
+def inside(rel: Any) -> str | None:
+    """Why a path of the data contract breaks its rule, or None: paths are relative to the
+    dataset folder and stay inside it as written (``tiles/../tiles/a.png`` does; ``../a.png``
+    and ``/data/a.png`` do not). A symbolic link inside the folder may point anywhere: where
+    the link leads is the user's explicit choice."""
+    text = str(rel)
+    if not text.strip():
+        return "is empty"
+    if os.path.isabs(text) or text.startswith("~"):
+        return ("is absolute; paths are relative to the dataset folder (a symbolic link inside "
+                "it may point elsewhere)")
+    norm = os.path.normpath(text)
+    if norm == ".." or norm.startswith(".." + os.sep):
+        return ("leads outside the dataset folder; paths stay inside it (a symbolic link inside "
+                "it may point elsewhere)")
+    return None
+
+
 def _check_images(df: pd.DataFrame, root: Path, path: Path) -> None:
     if "image_path" not in df.columns:
         return
     missing = df["image_path"].isna().to_numpy()
     _first_bad(df, "image_path", missing, path, "missing tile")
+    escapes = np.array([inside(p) is not None for p in df["image_path"]])
+    if escapes.any():
+        i = int(np.argmax(escapes))
+        cell = df["image_path"].iloc[i]
+        raise _fail(path, "image_path", f"{cell!r} (region {df[ID].iloc[i]!r}) {inside(cell)}")
     exists = np.array([(root / str(p)).is_file() for p in df["image_path"]])
     _first_bad(df, "image_path", ~exists, path, "file not found:")
 
@@ -230,7 +262,14 @@ def _read_meta(root: Path) -> dict[str, Any]:
             raise DataError(f"{path}: key {key!r}: missing")
     targets = meta["targets"]
     if not isinstance(targets, dict) or not targets:
-        raise DataError(f"{path}: key 'targets': needs at least one target, got {targets!r}")
+        raise DataError(f"{path}: key 'targets': needs at least one target (a mapping of "
+                        f"names), got {_show(targets)[:80]}")
+    check_schema(meta, _schema(), str(path), error=DataError)
+    _check_name(meta["name"], path)
+    for key, rel in [("table", meta["table"]), ("geometry", meta.get("geometry")),
+                     *((f"embeddings.{m}", r) for m, r in (meta.get("embeddings") or {}).items())]:
+        if rel is not None and (why := inside(rel)) is not None:
+            raise DataError(f"{path}: key {key!r}: {str(rel)!r} {why}")
     for name, spec in list(targets.items()):
         spec = {"transform": "log1p"} if spec is None else dict(spec)
         bad = sorted(set(spec) - _TARGET_KEYS)
@@ -242,6 +281,27 @@ def _read_meta(root: Path) -> dict[str, Any]:
                             f"is not one of {list(TRANSFORMS)}")
         targets[name] = spec
     return meta
+
+
+def _schema() -> dict[str, Any]:
+    """The JSON schema of ``dataset.yaml`` (``resources/dataset.schema.yaml``)."""
+    from importlib import resources
+
+    text = resources.files("urbanmoe").joinpath("resources/dataset.schema.yaml").read_text()
+    return load_yaml(text, "urbanmoe/resources/dataset.schema.yaml")
+
+
+def _check_name(name: Any, path: Path) -> None:
+    """A dataset's name becomes part of file names (feature caches, maps): it may not hold a
+    path separator or control character, be ``.`` or ``..``, start with a dot, be empty or
+    longer than ``NAME_MAX``. Spaces and other characters are fine (file names slug them)."""
+    text = str(name)
+    bad = (not text.strip() or len(text) > NAME_MAX or text.startswith(".")
+           or any(c in text for c in "/\\") or any(ord(c) < 32 for c in text))
+    if bad:
+        raise DataError(f"{path}: key 'name': {text[:NAME_MAX + 20]!r} is not a safe name (no "
+                        f"path separator, control character or leading dot, 1 to {NAME_MAX} "
+                        "characters): it becomes part of file names")
 
 
 def load_dataset(root: Path) -> RegionDataset:
