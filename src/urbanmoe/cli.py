@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from urbanmoe import commands
 from urbanmoe.config import load_config
@@ -67,6 +67,39 @@ PATHS = {
 CACHES = (("features", "cache_dir"), ("baselines", "cache_dir"))  # config folders written into
 
 
+SEED_MAX = 2**32 - 1  # numpy's generators take seeds in 0 .. 2**32 - 1
+
+
+def bounded(kind: type, low: float, high: float, what: str) -> Callable[[str], Any]:
+    """An argparse type: a finite ``kind`` (int or float) in [low, high], else one message."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:  # NaN fails both comparisons
+            raise argparse.ArgumentTypeError(f"{what} from {kind(low)} to {kind(high)}, "
+                                             f"got {text[:40]!r}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+seed = bounded(int, 0, SEED_MAX, "a seed is an integer")
+patch_px = bounded(int, 8, 100_000, "a patch side is an integer of pixels")
+metres = bounded(float, 1e-3, 1e6, "a resolution is a number of metres")
+degrees = bounded(float, -180.0, 180.0, "a bbox corner is a number of degrees")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's error form: one ``urbanmoe: error:`` line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line naming the verb and the problem (with where help is), exit 2."""
+        self.exit(EXIT_BAD_INPUT, f"urbanmoe: error: {self.prog}: {' '.join(message.split())} "
+                                  f"(see {self.prog} --help)\n")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=None,
                    help="configuration file (default: config/config.yaml if present)")
@@ -87,7 +120,7 @@ def _dataset(p: argparse.ArgumentParser) -> None:
 
 def _run_options(p: argparse.ArgumentParser) -> None:
     """--seed, --out, --variant and the common options of the verbs that write run folders."""
-    p.add_argument("--seed", type=int, nargs="+", required=True,
+    p.add_argument("--seed", type=seed, nargs="+", required=True,
                    help="seed(s) of the split and the model; one run folder each")
     p.add_argument("--out", type=Path, required=True,
                    help="run folder to write; with several seeds a pattern holding {seed}")
@@ -99,7 +132,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every verb."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="urbanmoe",
         description="UrbanMoE (WWW '26): multi-task urban region profiling with a sparse "
                     "multi-modal mixture of experts.")
@@ -114,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Write the synthetic cities named after Table 1 "
                                      "(region tables, image tiles, POIs, text, labels).")
     p.add_argument("--out", type=Path, required=True, help="folder to write one dataset per city")
-    p.add_argument("--seed", type=int, default=None, help="generator seed (default: synth.seed)")
+    p.add_argument("--seed", type=seed, default=None, help="generator seed (default: synth.seed)")
     _verb(p, commands.cmd_synth)
 
     p = verbs.add_parser("features", help="extract the features of one dataset (cached)",
@@ -165,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "label rasters per patch (docs/build.md).")
     p.add_argument("--city", choices=["SH", "BJ", "DC"], default=None,
                    help="a Table 1 city (its coverage box)")
-    p.add_argument("--bbox", type=float, nargs=4, default=None,
+    p.add_argument("--bbox", type=degrees, nargs=4, default=None,
                    metavar=("MIN_LAT", "MIN_LON", "MAX_LAT", "MAX_LON"), help="any other box")
     p.add_argument("--name", default=None, help="dataset name (default: --city)")
     p.add_argument("--imagery", type=Path, nargs="+", required=True,
@@ -177,8 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a label raster, e.g. carbon=odiac.tif:sum:t (repeatable)")
     p.add_argument("--poi-mapping", type=Path, default=None,
                    help="category mapping YAML (default: the packaged one)")
-    p.add_argument("--patch-px", type=int, default=200)
-    p.add_argument("--resolution-m", type=float, default=10.0)
+    p.add_argument("--patch-px", type=patch_px, default=200, help="patch side in pixels")
+    p.add_argument("--resolution-m", type=metres, default=10.0,
+                   help="ground size of a pixel in metres")
     p.add_argument("--out", type=Path, required=True, help="dataset folder to write")
     _verb(p, commands.cmd_build)
 
@@ -287,7 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     returns 2. Anything else is a bug: one line saying so and where its traceback was written,
     and 1. ``-v`` lets every exception through with its traceback.
     """
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help (0), or an argument error already printed (2)
+        return stop.code if isinstance(stop.code, int) else EXIT_BAD_INPUT
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

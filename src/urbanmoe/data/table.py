@@ -280,6 +280,13 @@ def _read_meta(root: Path) -> dict[str, Any]:
             raise DataError(f"{path}: targets.{name}.transform: {spec['transform']!r} "
                             f"is not one of {list(TRANSFORMS)}")
         targets[name] = spec
+    ceiling = {t: v for t, v in (meta.get("noise_ceiling") or {}).items() if v is not None}
+    for task, value in ceiling.items():
+        if task not in targets:
+            raise DataError(f"{path}: noise_ceiling.{task}: {task!r} is not a target")
+        if not -float("inf") < value <= 1.0:  # an R² ceiling: finite, at most 1 (NaN fails)
+            raise DataError(f"{path}: noise_ceiling.{task}: {value!r} is not an R² (at most 1)")
+    meta["noise_ceiling"] = ceiling or None  # null per task: not known
     return meta
 
 

@@ -1,0 +1,151 @@
+"""Bad files and values are bad input, never an internal error: each is one line naming the
+file (and field, and value), exit 2, before any work, nothing written, the inputs unchanged.
+
+The shape of ``dataset.yaml`` is checked against its schema before anything reads it; every
+number the model sees must be finite in float32 (the precision it trains in); arguments out of
+their range are refused by the parser in the same one-line form. Spoilt run folders and
+documents are in ``test_parsers.py``, paths in ``test_path_escapes.py``, outputs in
+``test_outputs.py``, tiles and geometry in ``test_bad_tiles_geometry.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from refusal import CONFIG, expect_refusal, quick_sets, small_city
+
+from urbanmoe.cli import main
+
+
+def _yaml(text: str) -> Callable[[Path], None]:
+    return lambda city: (city / "dataset.yaml").write_text(text)
+
+
+def _meta(**changes: object) -> Callable[[Path], None]:
+    def spoil(city: Path) -> None:
+        meta = yaml.safe_load((city / "dataset.yaml").read_text())
+        meta.update(changes)
+        (city / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    return spoil
+
+
+def _cell(name: str, column: str, row: int, value: object,
+          then: Callable[[Path], None] | None = None) -> Callable[[Path], None]:
+    """Set one cell of a CSV of the city (as text, so that no writer rounds it)."""
+    def spoil(city: Path) -> None:
+        df = pd.read_csv(city / name, dtype=str, keep_default_na=False)
+        df.loc[row, column] = str(value)
+        df.to_csv(city / name, index=False)
+        if then is not None:
+            then(city)
+    return spoil
+
+
+GROUPS = _meta(feature_groups={"land": {"prefix": "poi_"}})
+NONE = _meta(targets={"carbon": {"transform": "none"}, "population": None, "light": None})
+
+
+@dataclass
+class Case:
+    name: str
+    spoil: Callable[[Path], None] | None
+    says: tuple[str, ...]
+    args: tuple[str, ...] = field(default=())
+
+
+CASES = [
+    Case("dataset.yaml a top-level list", _yaml("- name: BAD\n- table: regions.csv\n"),
+         ("dataset.yaml", "mapping")),
+    Case("dataset.yaml a plain string", _yaml("just some words\n"), ("dataset.yaml",)),
+    Case("targets a string", _meta(targets="carbon"), ("dataset.yaml", "targets")),
+    Case("targets a list", _meta(targets=["carbon", "light"]), ("dataset.yaml", "targets")),
+    Case("a target a string", _meta(targets={"carbon": "log1p"}),
+         ("dataset.yaml", "targets.carbon")),
+    Case("a feature group a string", _meta(feature_groups={"land": "poi_"}),
+         ("dataset.yaml", "feature_groups.land")),
+    Case("a group's columns a string", _meta(feature_groups={"land": {"columns": "poi_shopping"}}),
+         ("dataset.yaml", "feature_groups.land.columns")),
+    Case("embeddings a list", _meta(embeddings=["street_emb.csv"]),
+         ("dataset.yaml", "embeddings")),
+    Case("an embedding path a number", _meta(embeddings={"street": 7}),
+         ("dataset.yaml", "embeddings.street")),
+    Case("noise_ceiling a word", _meta(noise_ceiling={"carbon": "high"}),
+         ("dataset.yaml", "noise_ceiling.carbon", "high")),
+    Case("noise_ceiling a list", _meta(noise_ceiling=[0.8, 0.9]),
+         ("dataset.yaml", "noise_ceiling")),
+    Case("noise_ceiling of a task that is not a target", _meta(noise_ceiling={"gdp": 0.5}),
+         ("dataset.yaml", "noise_ceiling.gdp", "not a target")),
+    Case("noise_ceiling above 1", _meta(noise_ceiling={"carbon": 1.5}),
+         ("dataset.yaml", "noise_ceiling.carbon", "1.5")),
+    Case("bbox of three numbers", _meta(bbox=[1, 2, 3]), ("dataset.yaml", "bbox")),
+    Case("a huge target under transform none", _cell("regions.csv", "carbon", 3, "1e150", NONE),
+         ("regions.csv", "'carbon'", "1e+150")),
+    Case("a target beyond float32 under log1p", _cell("regions.csv", "population", 5, "1e200"),
+         ("regions.csv", "'population'", "1e+200")),
+    Case("a group value beyond float32", _cell("regions.csv", "poi_shopping", 2, "1e39", GROUPS),
+         ("regions.csv", "'poi_shopping'", "1e+39")),
+    Case("an embedding beyond float32", _cell("street_emb.csv", "e1", 4, "1e39"),
+         ("street_emb.csv", "'e1'", "1e+39")),
+    Case("an infinite embedding", _cell("street_emb.csv", "e2", 7, "inf"),
+         ("street_emb.csv", "'e2'", "inf")),
+    Case("a negative infinite embedding", _cell("street_emb.csv", "e0", 1, "-inf"),
+         ("street_emb.csv", "'e0'", "inf")),
+    Case("a coordinate beyond float32", _cell("regions.csv", "lat", 0, "1e39"),
+         ("regions.csv", "'lat'")),
+    Case("a negative seed", None, ("--seed", "'-1'"), ("--seed", "-1")),
+    Case("a seed beyond 2**32 - 1", None, ("--seed", "'4294967296'"), ("--seed", "4294967296")),
+    Case("a seed not an integer", None, ("--seed", "'1.5'"), ("--seed", "1.5")),
+    Case("a seed list beyond range", None, ("train.seeds",),
+         ("--seed", "0", "--set", "train.seeds=[0,99999999999]")),
+    Case("a split seed beyond range", None, ("split.seed",),
+         ("--seed", "0", "--set", "split.seed=-4")),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_a_bad_file_is_one_line(case: Case, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    city = small_city(tmp_path / "city")
+    if case.spoil is not None:
+        case.spoil(city)
+    out = tmp_path / "run"
+    seed = () if "--seed" in case.args else ("--seed", "0")
+    argv = ["train", "--dataset", str(city), "--out", str(out), *seed, *case.args,
+            "--config", str(CONFIG), *quick_sets(tmp_path), "--quiet"]
+    expect_refusal(argv, case.says, capsys, watch=[city], absent=[out])
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["synth", "--seed", "-7"], ("synth", "--seed", "'-7'")),
+    (["build", "--city", "SH", "--patch-px", "0"], ("--patch-px", "'0'")),
+    (["build", "--city", "SH", "--resolution-m", "nan"], ("--resolution-m", "'nan'")),
+    (["build", "--bbox", "0", "0", "inf", "1"], ("--bbox", "'inf'")),
+    (["nosuchverb"], ("invalid choice", "'nosuchverb'")),
+    (["train", "--seed", "0"], ("train", "required", "--dataset")),
+], ids=["synth seed", "patch side", "resolution nan", "bbox inf", "unknown verb", "missing"])
+def test_a_bad_argument_is_one_line(argv: list[str], says: tuple[str, ...], tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    if argv[0] == "build":
+        argv = [*argv, "--imagery", "a.tif", "--pois", "p.csv", "--label", "c=c.tif:sum:t"]
+    argv = [*argv, "--out", str(out)] if argv[0] in {"synth", "build"} else argv
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("urbanmoe: error: "), err
+    assert all(s in err[0] for s in says), err[0]
+    assert not out.exists()
+
+
+def test_a_valid_noise_ceiling_trains(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The control: a numeric noise ceiling in scientific notation trains and is recorded."""
+    city = small_city(tmp_path / "city")
+    _meta(noise_ceiling={"carbon": 9e-1, "population": None})(city)
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", str(city), "--out", str(out), "--seed", "0",
+                 "--config", str(CONFIG), *quick_sets(tmp_path), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "metrics.json").is_file()
