@@ -79,6 +79,17 @@ def test_tiny_workflow_runs_and_second_call_has_nothing_to_do(tmp_path: Path) ->
         assert title in html, title
 
 
+def test_scientific_notation_in_the_config_file_plans(tmp_path: Path) -> None:
+    """``lr: 1e-3`` in config/config.yaml is a number to the workflow as to the CLI (Snakemake's
+    own reader, YAML 1.1, would leave it a string that the schema refuses)."""
+    cfg = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
+    (tmp_path / "config").mkdir()
+    text = yaml.safe_dump(cfg).replace("lr: 0.0003", "lr: 3e-4")
+    assert "lr: 3e-4" in text
+    (tmp_path / "config/config.yaml").write_text(text)
+    assert "train" in _snakemake(tmp_path, "-n", "all")
+
+
 def test_lint_is_clean() -> None:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run([str(BIN / "snakemake"), "--lint"], cwd=ROOT, env=env,

@@ -128,3 +128,29 @@ def config_hash(cfg: Mapping[str, Any]) -> str:
     """A short stable hash of a (section of a) configuration, for cache keys and provenance."""
     blob = json.dumps(cfg, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def yaml12_numbers(cfg: dict[str, Any], sch: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Make, in place, the numbers a YAML 1.1 reader left as strings (``1e-3``: Snakemake's
+    ``configfile:``) numbers, wherever the schema asks for a number and not a string; the
+    config is then the one the CLI reads from the same file. Returns ``cfg``."""
+    sch = schema() if sch is None else sch
+
+    def fix(value: Any, node: Mapping[str, Any]) -> Any:
+        types = node.get("type", [])
+        types = [types] if isinstance(types, str) else types
+        if isinstance(value, str) and {"number", "integer"} & set(types) and "string" not in types:
+            parsed = load_yaml(value, "config", error=ConfigError) if len(value) < 64 else value
+            return parsed if isinstance(parsed, (int, float)) and not isinstance(parsed, bool) \
+                else value
+        if isinstance(value, dict):
+            props, extra = node.get("properties", {}), node.get("additionalProperties")
+            for key, item in value.items():
+                child = props.get(key, extra if isinstance(extra, Mapping) else {})
+                value[key] = fix(item, child)
+        elif isinstance(value, list) and isinstance(node.get("items"), Mapping):
+            value[:] = [fix(item, node["items"]) for item in value]
+        return value
+
+    fix(cfg, sch)
+    return cfg
