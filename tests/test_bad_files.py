@@ -149,3 +149,89 @@ def test_a_valid_noise_ceiling_trains(tmp_path: Path, capsys: pytest.CaptureFixt
                  "--config", str(CONFIG), *quick_sets(tmp_path), "--quiet"])
     assert code == 0, capsys.readouterr().err
     assert (out / "metrics.json").is_file()
+
+
+# ------------------------------------------------------- binary files: checkpoints, arrays
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One UrbanMoE run folder of the small city (two epochs): model.pt and routing.npz."""
+    root = tmp_path_factory.mktemp("binaries")
+    city = small_city(root / "city")
+    run = root / "runs/urbanmoe/seed0"
+    code = main(["train", "--config", str(CONFIG), "--quiet", "--dataset", str(city), "--seed",
+                 "0", "--out", str(run), *quick_sets(root)])
+    assert code == 0
+    return run
+
+
+def _saved(obj: object) -> bytes:
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _checkpoints() -> list[tuple[str, Callable[[bytes], bytes], str]]:
+    return [
+        ("garbage", lambda b: b"not a checkpoint at all", "cannot be read as"),
+        ("empty", lambda b: b"", "cannot be read as"),
+        ("truncated", lambda b: b[:len(b) // 2], "cannot be read as"),
+        ("code, not weights", lambda b: _saved(Path("/etc")), "cannot be read as"),
+        ("a list of tensors", lambda b: _saved([1, 2]), "not a state dict"),
+    ]
+
+
+@pytest.mark.parametrize(("change", "says"), [c[1:] for c in _checkpoints()],
+                         ids=[c[0] for c in _checkpoints()])
+def test_a_spoilt_checkpoint_is_one_line(change: Callable[[bytes], bytes], says: str,
+                                         trained: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(trained.parent.parent, runs)
+    weights = runs / "urbanmoe/seed0/model.pt"
+    weights.write_bytes(change(weights.read_bytes()))
+    out = tmp_path / "pred"
+    argv = ["predict", "--config", str(CONFIG), "--quiet", "--runs", str(runs / "urbanmoe"),
+            "--out", str(out)]
+    expect_refusal(argv, (str(weights), says), capsys, watch=[runs], absent=[out])
+
+
+@pytest.mark.parametrize(("data", "says"), [
+    (b"PK\x03\x04 truncated", "cannot be read as a run's routing"),
+    (b"", "cannot be read as a run's routing"),
+], ids=["truncated zip", "empty"])
+def test_a_spoilt_routing_file_is_one_line(data: bytes, says: str, trained: Path,
+                                           tmp_path: Path) -> None:
+    import shutil
+
+    from urbanmoe.errors import RunError
+    from urbanmoe.evaluation.experts import load_routing
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    (run / "routing.npz").write_bytes(data)
+    with pytest.raises(RunError, match="routing.npz: " + says):
+        load_routing(run)
+    assert load_routing(trained).branches  # the control
+
+
+def test_a_damaged_cache_entry_is_a_miss(tmp_path: Path,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    """Caches are never replaced; an entry that cannot be read is removed with a warning and
+    computed again, whatever kind of array it holds."""
+    import numpy as np
+
+    from urbanmoe.binaries import read_cached, read_npy, read_npz
+
+    good, bad = tmp_path / "good.npy", tmp_path / "bad.npz"
+    np.save(good, np.arange(3))
+    bad.write_bytes(b"PK\x03\x04 half an archive")
+    assert read_cached(good, lambda p: read_npy(p, "tiles")).tolist() == [0, 1, 2]
+    assert read_cached(bad, lambda p: read_npz(p, "a representation")) is None
+    assert not bad.exists() and "damaged cache entry" in caplog.text
+    assert read_cached(tmp_path / "none.npy", lambda p: read_npy(p, "tiles")) is None

@@ -177,7 +177,7 @@ CASES = [
          sets=("split.kind=kfold", "split.folds=20")),
     Case("unknown loss weight task", ("train.loss_weights", "'gdp'"),
          sets=("train.loss_weights={gdp: 1.0}",)),
-    Case("pickled RemoteCLIP checkpoint", ("weights.pt", "not a loadable tensor checkpoint"),
+    Case("pickled RemoteCLIP checkpoint", ("weights.pt", "cannot be read as a RemoteCLIP"),
          lambda city: (_tiles(city), _pickled_checkpoint(city)), verb="features",
          sets=("features.image.encoder=remoteclip",)),
     Case("non-tensor RemoteCLIP checkpoint", ("weights.pt", "not a state dict", "'note'"),

@@ -130,7 +130,7 @@ def test_wrong_checkpoints_are_refused(tmp_path: Path, setup: tuple[Prepared, di
         build_model(TINY, wrong, 0)
     junk = tmp_path / "junk.pt"
     junk.write_text("not a checkpoint")
-    with pytest.raises(DataError, match="not a loadable tensor checkpoint"):
+    with pytest.raises(DataError, match="cannot be read as a RemoteCLIP checkpoint"):
         build_model(TINY, junk, 0)
     with pytest.raises(DataError, match="file not found"):
         build_model(TINY, tmp_path / "absent.pt", 0)

@@ -142,13 +142,13 @@ def test_shape_mismatch_is_refused(loaded: tuple, tmp_path: Path) -> None:
 def test_files_that_are_not_state_dicts_are_refused(tmp_path: Path) -> None:
     obj = tmp_path / "object.pt"
     torch.save(_NotWeights(), obj)
-    _refusal(obj, "not a loadable tensor checkpoint")
+    _refusal(obj, "cannot be read as a RemoteCLIP checkpoint")
     text = tmp_path / "notes.txt"
     text.write_text("not a checkpoint\nat all\n")
-    _refusal(text, "not a loadable tensor checkpoint")
+    _refusal(text, "cannot be read as a RemoteCLIP checkpoint")
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")
-    _refusal(empty, "not a loadable tensor checkpoint")
+    _refusal(empty, "cannot be read as a RemoteCLIP checkpoint")
     listed = tmp_path / "list.pt"
     torch.save([torch.zeros(2)], listed)
     _refusal(listed, "not a state dict")

@@ -22,6 +22,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 from tqdm.auto import tqdm
 
+from urbanmoe.binaries import read_cached, read_npy
 from urbanmoe.config import config_hash
 from urbanmoe.data.table import DataError, RegionDataset
 from urbanmoe.io import atomic_path, sha256_file
@@ -61,8 +62,9 @@ def load_tiles(ds: RegionDataset, size: int, progress: bool = True,
                        "table": sha256_file(ds.table_path)})
     name = re.sub(r"[^\w.-]+", "_", ds.name)
     path = Path(cache_dir) / f"tiles-{name}-{size}-{key}.npy"
-    if path.is_file():
-        return np.load(path)
+    cached = read_cached(path, lambda p: read_npy(p, "cached tiles", error=DataError))
+    if cached is not None:
+        return cached
     tiles = _read_tiles(ds, size, progress)
     with atomic_path(path, "cache") as tmp, open(tmp, "wb") as f:
         np.save(f, tiles)

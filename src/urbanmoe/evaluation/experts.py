@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from urbanmoe.binaries import read_npz
 from urbanmoe.errors import RunError
 from urbanmoe.readers import read_metrics, read_yaml
 
@@ -111,17 +112,19 @@ def load_routing(run_dir: Path | str, key: str = "all") -> Routing:
     path = run_dir / "routing.npz"
     if not path.is_file():
         raise RunError(f"{path} not found: is {run_dir} an UrbanMoE run folder?")
-    with np.load(path, allow_pickle=False) as z:  # region_id is not read (an object array)
-        names = z.files
-        branches = [n.split("/")[1] for n in names
-                    if n.startswith(f"{key}/") and n.endswith("/gates")]
-        if not branches:
-            keys = sorted({n.split("/")[0] for n in names if "/" in n})
-            raise KeyError(f"{path} holds no routing of model key {key!r} (keys: {keys})")
-        labels = [str(s) for s in z[f"{key}/expert_labels"]]
-        all_tasks = [str(s) for s in z["tasks"]]
-        arrays = {part: {b: z[f"{key}/{b}/{part}"] for b in branches}
-                  for part in ("gates", "experts", "fused")}
+    z = read_npz(path, "a run's routing", error=RunError)
+    branches = [n.split("/")[1] for n in z if n.startswith(f"{key}/") and n.endswith("/gates")]
+    if not branches:
+        keys = sorted({n.split("/")[0] for n in z if "/" in n})
+        raise KeyError(f"{path} holds no routing of model key {key!r} (keys: {keys})")
+    wanted = [f"{key}/expert_labels", "tasks",
+              *(f"{key}/{b}/{part}" for b in branches for part in ("gates", "experts", "fused"))]
+    if (missing := next((k for k in wanted if k not in z), None)) is not None:
+        raise RunError(f"{path}: a run's routing lacks {missing!r}")
+    labels = [str(s) for s in z[f"{key}/expert_labels"]]
+    all_tasks = [str(s) for s in z["tasks"]]
+    arrays = {part: {b: z[f"{key}/{b}/{part}"] for b in branches}
+              for part in ("gates", "experts", "fused")}
     cfg = read_yaml(run_dir / "config.yaml", error=RunError)
     metrics = read_metrics(run_dir / "metrics.json")
     tasks = all_tasks if key == "all" else [key]

@@ -30,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from urbanmoe.binaries import read_checkpoint
+from urbanmoe.errors import RunError
 from urbanmoe.evaluation.experts import Routing, short_labels
 
 __all__ = ["ALL_TASKS", "branch_input_widths", "expert_flops", "router_weights", "sparsity_table"]
@@ -45,9 +47,7 @@ def expert_flops(d_in: int, hidden: int, out: int) -> int:
 
 def branch_input_widths(r: Routing) -> dict[str, int]:
     """d_in of every branch, from the router weights stored in the run's ``model.pt``."""
-    import torch
-
-    state = torch.load(r.run_dir / "model.pt", map_location="cpu", weights_only=True)
+    state = read_checkpoint(r.run_dir / "model.pt", "the run's checkpoint", error=RunError)
     widths = {}
     for b in r.branches:
         name = f"{r.key}.branches.{b}.router.gate.weight"

@@ -11,7 +11,6 @@ encoders share the settings of ``features.remoteclip``; the caller passes that s
 from __future__ import annotations
 
 import logging
-import pickle
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from urbanmoe.binaries import read_checkpoint
 from urbanmoe.data.table import DataError, RegionDataset
 from urbanmoe.data.tiles import read_tile
 from urbanmoe.errors import ConfigError
@@ -57,16 +57,7 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The plain state dict in ``path`` (``torch.load`` with ``weights_only``), unwrapped."""
-    if not path.is_file():
-        raise DataError(f"{path}: RemoteCLIP checkpoint: file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError,
-            AttributeError, TypeError, KeyError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DataError(f"{path}: not a loadable tensor checkpoint "
-                        f"(torch.load, weights_only): {first[:200]}") from exc
-    return _unwrap(obj, path)
+    return _unwrap(read_checkpoint(path, "a RemoteCLIP checkpoint", error=DataError), path)
 
 
 def check_state_dict(sd: Mapping[str, torch.Tensor], model: torch.nn.Module, arch: str,

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
+from urbanmoe.binaries import read_checkpoint
 from urbanmoe.config import validate
 from urbanmoe.data.table import RegionDataset, read_table
 from urbanmoe.errors import RunError
@@ -109,9 +109,10 @@ def predict_run(run_dir: Path, ds: RegionDataset, cache: Path | None,
     run_dir = Path(run_dir)
     cfg, seed, _ = read_run(run_dir)
     weights = run_dir / "model.pt"
-    if not weights.is_file():
-        raise RunError(f"{weights}: file not found (the run's checkpoint)")
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    state = read_checkpoint(weights, "the run's checkpoint", error=RunError)
+    if not isinstance(state, dict):
+        raise RunError(f"{weights}: the run's checkpoint holds a {type(state).__name__}, "
+                       "not a state dict")
     spec = registry.get(cfg["model"]["name"])
     reason = registry.skip_reason(spec, ds, cfg["model"])
     if reason is not None:

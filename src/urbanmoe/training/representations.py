@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from urbanmoe.binaries import read_cached, read_npz
 from urbanmoe.config import config_hash
 from urbanmoe.io import atomic_path, sha256_file
 from urbanmoe.training.prepare import Prepared
@@ -70,11 +71,13 @@ def learned(spec: ModelSpec, prep: Prepared, b: dict[str, Any], seed: int,
     """``spec``'s representation of every region: from the cache when there, else learned
     (and cached)."""
     path = cache_path(spec, prep, b, seed, device)
-    if path is not None and path.is_file():
+    keys = ("features", "n_params", "loss_history", "note")
+    z = None if path is None else read_cached(
+        path, lambda p: read_npz(p, "a cached representation", keys))
+    if z is not None:
         log.info("%s: representation from cache %s", spec.name, path)
-        with np.load(path, allow_pickle=False) as z:
-            return Representation(features=z["features"], n_params=int(z["n_params"]),
-                                  loss_history=z["loss_history"].tolist(), note=str(z["note"]))
+        return Representation(features=z["features"], n_params=int(z["n_params"]),
+                              loss_history=z["loss_history"].tolist(), note=str(z["note"]))
     rep: Representation = spec.function()(prep, b, seed, device, progress)
     if path is not None:
         with atomic_path(path, "cache") as tmp, open(tmp, "wb") as f:

@@ -20,6 +20,9 @@ import torch
 import torchvision
 from torch import nn
 
+from urbanmoe.binaries import read_checkpoint
+from urbanmoe.errors import InputError
+
 _BGR_FROM_RGB = (2, 1, 0)  # input band i (B, G, R) takes ImageNet conv1 input channel _[i]
 
 
@@ -35,9 +38,9 @@ def load_imagenet(path: str | Path, in_ch: int) -> nn.Module:
     if not path.is_file():
         raise _bad(path, "no such file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable file is the same user error
-        raise _bad(path, f"cannot be read as a torch state dict ({type(exc).__name__})") from exc
+        state = read_checkpoint(path, "a torch state dict")
+    except InputError as exc:  # any unreadable file is the same user error
+        raise _bad(path, str(exc).removeprefix(f"{path}: ")) from None
     if not isinstance(state, dict):
         raise _bad(path, f"holds a {type(state).__name__}, not a resnet18 state dict")
     net = torchvision.models.resnet18(weights=None)
