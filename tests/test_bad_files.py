@@ -235,3 +235,16 @@ def test_a_damaged_cache_entry_is_a_miss(tmp_path: Path,
     assert read_cached(bad, lambda p: read_npz(p, "a representation")) is None
     assert not bad.exists() and "damaged cache entry" in caplog.text
     assert read_cached(tmp_path / "none.npy", lambda p: read_npy(p, "tiles")) is None
+
+
+def test_a_damaged_feature_cache_entry_is_encoded_again(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    city = small_city(tmp_path / "city")
+    argv = ["train", "--dataset", str(city), "--seed", "0", "--config", str(CONFIG),
+            *quick_sets(tmp_path), "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    entries = sorted((tmp_path / "cache").glob("*-text-*.parquet"))
+    assert entries
+    entries[0].write_bytes(entries[0].read_bytes()[:100])
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 0, capsys.readouterr().err
+    assert pd.read_parquet(entries[0]).shape[0] == 60  # encoded and written again

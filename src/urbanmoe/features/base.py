@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from urbanmoe.binaries import read_cached
 from urbanmoe.config import config_hash
 from urbanmoe.data.table import ID, RegionDataset, read_embeddings
 from urbanmoe.errors import ConfigError
@@ -124,9 +125,10 @@ def _encode_cached(ds: RegionDataset, encoder: Encoder, cache_dir: Path | None,
                    progress: bool) -> tuple[np.ndarray, Path | None]:
     """Encode through the cache (read it if present, else encode and write it)."""
     path = cache_file(ds, encoder, cache_dir) if cache_dir is not None else None
-    if path is not None and path.exists():
+    cached = None if path is None else read_cached(path, lambda p: read_embeddings(p, ds.ids))
+    if cached is not None:
         log.info("features: %s %s from cache %s", ds.name, encoder.modality, path)
-        return read_embeddings(path, ds.ids), path
+        return cached, path
     feats = encoder.encode(ds, progress=progress).astype(np.float32)
     if path is not None:
         write_embeddings(path, ds.ids, feats)
