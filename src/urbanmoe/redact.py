@@ -9,8 +9,8 @@
   longer name such as ``aws_secret_access_key`` or ``X-Amz-Signature``): :data:`SECRET_WORDS`;
 - the value of an ``Authorization``, ``Proxy-Authorization`` or ``X-Api-Key`` header (its scheme
   word, e.g. ``Basic``, is kept);
-- ``Bearer <token>``, ``Basic <base64 of user:pass>`` and ``Token <x>`` (8 characters or more,
-  with a digit) credentials;
+- ``Bearer <token>`` (8 characters or more, or not letters only), ``Basic <base64 of
+  user:pass>`` and ``Token <x>`` (8 characters or more, with a digit) credentials;
 - API keys of the well-known shapes (``sk-...``, ``ghp_...``, ``hf_...``, ``xoxb-...``,
   ``AKIA...``, ...): :data:`KEY_SHAPES`;
 - every known secret value, as written, URL-quoted and unquoted: the ones passed in, the values
@@ -61,9 +61,11 @@ _WORDS = "|".join(sorted((re.escape(w) for w in SECRET_WORDS), key=len, reverse=
 _KEY_VALUE = re.compile(rf"(?i)(?<![\w.-])((?:[a-z0-9]+[_.-])*(?:{_WORDS}))"
                         rf"([\"']?\s*[=:]\s*[\"']?)(?!\*\*\*)({_VALUE})")
 _HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization|x-api-key|api-key)([\"']?\s*[:=]\s*[\"']?)"
-                     r"((?:basic|bearer|token|digest|negotiate|apikey)\s+)?(?!\*\*\*)"
+                     r"((?:basic|bearer|token|digest|negotiate|apikey)\s+)?+(?!\*\*\*)"
                      r"([^\s'\",;\\]+)")
-_BEARER = re.compile(r"(?i)\b(bearer\s+)(?!\*\*\*)[A-Za-z0-9._~+/=-]+")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)(?!\*\*\*)"  # 8 characters or more, or not letters only
+                     r"(?=[A-Za-z0-9._~+/=-]{8}|[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]*"
+                     r"[A-Za-z0-9_~+/=-]")
 _BASIC = re.compile(r"(?i)\b(basic\s+)([A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=])")
 _TOKEN = re.compile(r"(?i)\b(token\s+)(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}")
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!\*\*\*@)[^\s/?#'\"<>]+@")
