@@ -82,7 +82,8 @@ def test_redact_masks_each_shape(text: str, masked: str) -> None:
 HARMLESS = ["Basic auth failed", "Token expired", "monkey=banana", "KeyError: 'x'", "sigma: 3",
             "http://host:8080/path?page=2", "/tmp/a@b/c", "mail me at a@b.c", "skip-this",
             "--set train.lr=abc: train.lr: 'abc' is not of type 'number'",
-            "sqlite:///mlflow.db", "the bearer of bad news"]
+            "sqlite:///mlflow.db", "the bearer of bad news", "not of the form key=value",
+            "'model.d_r' is not KEY=VALUE"]
 
 
 @pytest.mark.parametrize("text", HARMLESS)

@@ -6,7 +6,8 @@
   ``scheme://***@host``);
 - the value of a secret-looking key written ``key=value`` or ``key: value`` (in a URL's query
   string, a header, JSON or plain text; the key case-insensitive, alone or as the last part of a
-  longer name such as ``aws_secret_access_key`` or ``X-Amz-Signature``): :data:`SECRET_WORDS`;
+  longer name such as ``aws_secret_access_key`` or ``X-Amz-Signature``): :data:`SECRET_WORDS`
+  (a placeholder value such as ``key=value`` or ``token=null`` is left);
 - the value of an ``Authorization``, ``Proxy-Authorization`` or ``X-Api-Key`` header (its scheme
   word, e.g. ``Basic``, is kept);
 - ``Bearer <token>`` (8 characters or more, or not letters only), ``Basic <base64 of
@@ -49,6 +50,7 @@ SECRET_VARIABLES = ("URBANMOE_LLM_API_KEY", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_
 BASIC_PAIRS = (("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"),)
 _NAME_ENDS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY", "ACCESS_KEY",
               "SECRET_KEY", "PRIVATE_KEY", "CREDENTIALS", "AUTH")
+_PLACEHOLDERS = {"value", "values", "val", "none", "null", "true", "false", "..."}
 _HARMLESS = {"true", "false", "none", "null", "yes", "no", "on", "off", "1", "0"}
 #: API keys recognised by their shape alone
 KEY_SHAPES = (r"sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{8,}", r"(?:sk|rk|pk)_(?:live|test)_"
@@ -140,6 +142,13 @@ def _basic(match: re.Match[str]) -> str:
     return match.group(1) + MASK if b":" in decoded else match.group(0)
 
 
+def _key_value(match: re.Match[str]) -> str:
+    """``key=***``, unless the value is a placeholder (``key=value`` in a usage line)."""
+    if match.group(3).lower() in _PLACEHOLDERS:
+        return match.group(0)
+    return match.group(1) + match.group(2) + MASK
+
+
 def redact(text: str, secrets: Iterable[str] = (), env: Mapping[str, str] | None = None) -> str:
     """``text`` with every secret masked (the rules of the module's docstring): ``secrets``
     and those known from ``env`` (default ``os.environ``; ``{}`` for none) as values, and the
@@ -152,7 +161,7 @@ def redact(text: str, secrets: Iterable[str] = (), env: Mapping[str, str] | None
     text = _BASIC.sub(_basic, text)
     text = _TOKEN.sub(lambda m: m.group(1) + MASK, text)
     text = _USERINFO.sub(lambda m: m.group(1) + MASK + "@", text)
-    text = _KEY_VALUE.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
+    text = _KEY_VALUE.sub(_key_value, text)
     return _SHAPES.sub(MASK, text)
 
 
