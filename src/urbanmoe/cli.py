@@ -24,6 +24,7 @@ from urbanmoe.config import load_config
 from urbanmoe.errors import InputError, OutputError
 from urbanmoe.io import check_writable
 from urbanmoe.ownership import FOLDER_KINDS, check_output, overlap
+from urbanmoe.redact import install_log_filter, redact, shown
 
 EXIT_BUG = 1
 EXIT_BAD_INPUT = 2
@@ -327,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stop.code if isinstance(stop.code, int) else EXIT_BAD_INPUT
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    install_log_filter()  # log records are redacted (urbanmoe.redact), whoever logs them
     try:
         cfg = load_config(args.config, args.overrides)
         for flag in OUTPUT_FLAGS:
@@ -384,17 +386,19 @@ def check_paths(args: argparse.Namespace, cfg: dict[str, Any]) -> None:
 
 
 def _one_line(exc: BaseException) -> str:
-    """The exception's message on one line; an OSError as 'path: reason'."""
+    """The exception's message on one line, secrets masked and at most about 1000 characters
+    (``redact.shown``); an OSError as 'path: reason'."""
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-        return f"{exc.filename}: {exc.strerror.lower()}"
-    return " ".join(str(exc).split()) or type(exc).__name__
+        return shown(f"{exc.filename}: {exc.strerror.lower()}")
+    return shown(str(exc)) or type(exc).__name__
 
 
 def _keep_traceback() -> str:
-    """Write the current exception's traceback to a temporary file; its path."""
+    """Write the current exception's traceback, secrets masked, to a temporary file; its
+    path."""
     fd, path = tempfile.mkstemp(prefix="urbanmoe-traceback-", suffix=".txt")
     with os.fdopen(fd, "w") as fh:
-        traceback.print_exc(file=fh)
+        fh.write(redact(traceback.format_exc()))
     return path
 
 

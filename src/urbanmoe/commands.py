@@ -195,15 +195,16 @@ def cmd_aggregate(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
 
 def cmd_track(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
-    from urbanmoe.tracking import mirror_run, tracking_uri
+    from urbanmoe.tracking import mirror_run
+    from urbanmoe.tracking.mlflow_mirror import shown_uri
 
     records = []
     for run_dir in args.runs:
         run_id = mirror_run(run_dir, args.experiment, args.settings)
-        print(f"{run_dir} -> {tracking_uri()} experiment {args.experiment} run {run_id}")
+        print(f"{run_dir} -> {shown_uri()} experiment {args.experiment} run {run_id}")
         records.append({"run_dir": str(run_dir), "experiment": args.experiment,
                         "settings": args.settings, "run_id": run_id,
-                        "tracking_uri": tracking_uri()})
+                        "tracking_uri": shown_uri()})  # credentials masked
     if args.record is not None:
         from urbanmoe.io import write_json
 

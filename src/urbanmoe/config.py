@@ -21,8 +21,10 @@ import jsonschema
 
 from urbanmoe.errors import ConfigError
 from urbanmoe.readers import load_yaml, read_yaml
+from urbanmoe.redact import cap
 
 DEFAULT_CONFIG_PATH = Path("config/config.yaml")
+MAX_MESSAGE = 400  # characters of a schema message (it repeats the offending value)
 __all__ = ["ConfigError", "apply_overrides", "config_hash", "load_config", "schema", "validate"]
 
 
@@ -94,7 +96,8 @@ def validate(cfg: dict[str, Any], source: str,
         if err.validator == "additionalProperties" and isinstance(err.instance, dict):
             extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
             culprit = path + extra[:1]
-        raise ConfigError(f"{_blame(culprit, overrides, source)}: {where}: {err.message}")
+        raise ConfigError(f"{_blame(culprit, overrides, source)}: {where}: "
+                          f"{cap(err.message, MAX_MESSAGE)}")
     model = out["model"]
     if model["n_specific"] + model["n_dual"] + model["n_shared"] == 0:
         raise ConfigError(f"{source}: model: n_specific + n_dual + n_shared is 0: no experts")

@@ -32,3 +32,8 @@ class LLMError(InputError):
 class OutputError(InputError):
     """An output path that may not be written (one the project did not write, one of another
     kind, an input), or a write that could not finish (a full disk), as one line naming it."""
+
+
+class TrackingError(InputError):
+    """An MLflow tracking store that cannot be used (not a database, another program's, locked,
+    unreachable), as one line naming it by its URI with credentials masked."""

@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -38,6 +38,7 @@ from urbanmoe.data.table import POI_PREFIX, DataError, load_dataset, read_table
 from urbanmoe.errors import ConfigError, InputError, LLMError
 from urbanmoe.io import atomic_path, write_json
 from urbanmoe.readers import dump_yaml, load_json, read_json, read_yaml
+from urbanmoe.redact import redact, shown
 
 ENV_BASE_URL = "URBANMOE_LLM_BASE_URL"
 ENV_MODEL = "URBANMOE_LLM_MODEL"
@@ -109,22 +110,23 @@ class RateLimiter:
         self.tokens = max(0.0, self.tokens - 1.0)
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _one_line(text: object, limit: int = 300, secrets: Iterable[str] = ()) -> str:
+    """``text`` on one line, ``secrets`` and every credential masked, cut to ``limit``
+    (:func:`urbanmoe.redact.shown`: masked before it is cut, so no half secret is left)."""
+    return shown(str(text), secrets, limit)
 
 
-def _server_message(body: bytes) -> str:
-    """The ``error.message`` of an OpenAI-style error body, else the body itself."""
+def _server_message(body: bytes, secrets: Iterable[str] = ()) -> str:
+    """The ``error.message`` of an OpenAI-style error body, else the body itself, redacted."""
     text = body.decode("utf-8", "replace")
     try:
         msg = load_json(text, "the error body")
         for key in (0, "error", "message"):  # [{"error": {"message": ...}}] (Gemini) or bare
             ok = isinstance(msg, list) and msg if key == 0 else isinstance(msg, dict)
             msg = msg[key] if ok and (key == 0 or key in msg) else msg
-        return _one_line(msg if isinstance(msg, str) else json.dumps(msg))
+        return _one_line(msg if isinstance(msg, str) else json.dumps(msg), secrets=secrets)
     except ValueError:
-        return _one_line(text) or "(empty body)"
+        return _one_line(text, secrets=secrets) or "(empty body)"
 
 
 def redact_url(url: str) -> str:
@@ -193,7 +195,7 @@ class OpenAIBackend:
             user = urllib.parse.unquote(parts.username)
             password = urllib.parse.unquote(parts.password or "")
             self.basic_auth = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        self._secrets = _secrets(self.base_url, api_key)
+        self._secrets = [*_secrets(self.base_url, api_key), self.basic_auth]
         self.timeout, self.max_retries, self.sleep = timeout, max_retries, sleep
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.limiter = RateLimiter(requests_per_minute, clock=clock, sleep=sleep)
@@ -217,10 +219,9 @@ class OpenAIBackend:
         return delay * (0.5 + 0.5 * self.rng.random())
 
     def _error(self, message: str) -> LLMError:
-        """An LLMError whose message has the key and the base URL's credentials masked."""
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
-        return LLMError(message)
+        """An LLMError whose message has the key, the base URL's credentials and anything
+        shaped like a credential masked (:func:`urbanmoe.redact.redact`)."""
+        return LLMError(redact(message, self._secrets))
 
     def _post(self, payload: bytes) -> dict:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -228,7 +229,7 @@ class OpenAIBackend:
             headers["Authorization"] = f"Bearer {self.api_key}"
         elif self.basic_auth:
             headers["Authorization"] = f"Basic {self.basic_auth}"
-        shown, last = f"{self.endpoint}/chat/completions", ""
+        target, last = f"{self.endpoint}/chat/completions", ""
         for attempt in range(self.max_retries + 1):
             self.limiter.acquire()
             self.requests += 1
@@ -239,21 +240,26 @@ class OpenAIBackend:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     body = resp.read(MAX_RESPONSE_BYTES + 1)
             except urllib.error.HTTPError as exc:
-                last = f"HTTP {exc.code}: {_server_message(exc.read())}"
+                last = f"HTTP {exc.code}: {_server_message(exc.read(), self._secrets)}"
                 if exc.code != 429 and exc.code < 500:
-                    raise self._error(f"LLM request to {shown} failed: {last}") from None
+                    raise self._error(f"LLM request to {target} failed: {last}") from None
                 retry_after = _retry_after(exc.headers.get("Retry-After"))
             except (OSError, http.client.HTTPException) as exc:  # timeouts, refused, reset
-                last = _one_line(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}")
+                last = _one_line(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}",
+                                 secrets=self._secrets)
             except ValueError as exc:  # urllib: not a URL it can open
-                raise self._error(f"LLM request to {shown} failed: {_one_line(exc)}") from None
+                raise self._error(f"LLM request to {target} failed: "
+                                  f"{_one_line(exc, secrets=self._secrets)}") from None
             else:
-                return load_json(body, f"LLM response from {shown}", error=LLMError,
-                                 max_bytes=MAX_RESPONSE_BYTES)
+                try:
+                    return load_json(body, f"LLM response from {target}", error=LLMError,
+                                     max_bytes=MAX_RESPONSE_BYTES)
+                except LLMError as bad:  # its snippet of the body may echo a credential
+                    raise self._error(_one_line(bad, 1000, self._secrets)) from None
             if attempt < self.max_retries:
                 self.sleep(self._backoff(attempt, retry_after))
         raise self._error(
-            f"LLM request to {shown} failed after {self.max_retries + 1} attempts: {last}")
+            f"LLM request to {target} failed after {self.max_retries + 1} attempts: {last}")
 
     def describe(self, query: RegionQuery) -> str:
         body = {"model": self.model, "temperature": 0,
@@ -263,7 +269,7 @@ class OpenAIBackend:
             text = answer["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
             raise self._error(f"LLM response has no choices[0].message.content: "
-                              f"{_one_line(json.dumps(answer), 200)}") from None
+                              f"{_one_line(json.dumps(answer), 200, self._secrets)}") from None
         if not isinstance(text, str) or not (text := " ".join(text.split())):
             raise LLMError("LLM response has an empty choices[0].message.content")
         return text

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
+from urbanmoe.redact import install_log_filter, redact
 from urbanmoe.tracking.run_keys import RunKeys
 from urbanmoe.tracking.run_record import (
     MAX_PARAM,
@@ -35,6 +36,8 @@ from urbanmoe.tracking.run_record import (
     mlflow_key,
     read_run,
 )
+from urbanmoe.tracking.store import check_store, store_errors
+from urbanmoe.tracking.store import sqlite_path as _sqlite_path
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 ARTIFACT_DIR = "mlartifacts"
@@ -52,12 +55,10 @@ def tracking_uri() -> str:
 _env_uri = tracking_uri  # mirror_run's argument shadows the name
 
 
-def _sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI, else None."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = uri[len("sqlite:///"):].split("?", 1)[0]
-    return Path(path) if path and path != ":memory:" else None
+def shown_uri(uri: str | None = None) -> str:
+    """The tracking URI (default :func:`tracking_uri`) as it may be printed or recorded:
+    credentials masked (:func:`urbanmoe.redact.redact`)."""
+    return redact(uri or tracking_uri())
 
 
 def _lock_path(uri: str) -> Path:
@@ -110,6 +111,7 @@ def _git_state() -> tuple[str, str]:
 def _quiet() -> None:
     for name in ("mlflow", "alembic", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
+        install_log_filter(logging.getLogger(name))  # MLflow's own handler: redacted too
 
 
 def _search(client: Any, exp_id: str, tag: str, value: str, active: bool = False) -> list[Any]:
@@ -287,14 +289,18 @@ def mirror_run(run_dir: Path, experiment: str, settings: str = "default",
     Raises:
         FileNotFoundError: ``run_dir`` has no ``metrics.json``.
         ValueError: ``metrics.json`` or ``config.yaml`` is malformed or lacks a key field.
+        TrackingError: the store is not an MLflow store, is locked for longer than the wait,
+            cannot be reached or refuses (:mod:`urbanmoe.tracking.store`); nothing is written
+            into a store refused before MLflow opens it.
     """
     run_dir = Path(run_dir)
     record = read_run(run_dir, settings)
     uri = tracking_uri or _env_uri()
+    check_store(uri)
     git = _git_state()
     if _sqlite_path(uri) is not None:  # import the store outside the lock: most of its cost
         import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-    with _locked(_lock_path(uri)):
+    with store_errors(uri), _locked(_lock_path(uri)):
         return _retry(lambda: _mirror(run_dir, experiment, settings, uri, record, git))
 
 
@@ -306,10 +312,13 @@ def find_run(run_dir: Path, experiment: str, settings: str = "default",
     from mlflow import MlflowClient
 
     keys = read_run(Path(run_dir), settings)["keys"]
+    uri = tracking_uri or _env_uri()
+    check_store(uri)
     _quiet()
-    client = MlflowClient(tracking_uri or _env_uri())
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return None
-    run = _newest_complete(_search(client, exp.experiment_id, RUN_TAG, keys.run))
+    with store_errors(uri):
+        client = MlflowClient(uri)
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            return None
+        run = _newest_complete(_search(client, exp.experiment_id, RUN_TAG, keys.run))
     return None if run is None else run.info.run_id
