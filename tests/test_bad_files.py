@@ -248,3 +248,9 @@ def test_a_damaged_feature_cache_entry_is_encoded_again(tmp_path: Path,
     entries[0].write_bytes(entries[0].read_bytes()[:100])
     assert main([*argv, "--out", str(tmp_path / "b")]) == 0, capsys.readouterr().err
     assert pd.read_parquet(entries[0]).shape[0] == 60  # encoded and written again
+
+
+def test_an_argument_error_masks_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--seed", "https://ann:Hunter2-Secret@host/x"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Hunter2-Secret" not in err and "***@host" in err

@@ -96,8 +96,9 @@ class Parser(argparse.ArgumentParser):
     """argparse with the project's error form: one ``urbanmoe: error:`` line, exit 2."""
 
     def error(self, message: str) -> NoReturn:
-        """Print one line naming the verb and the problem (with where help is), exit 2."""
-        self.exit(EXIT_BAD_INPUT, f"urbanmoe: error: {self.prog}: {' '.join(message.split())} "
+        """Print one line naming the verb and the problem (with where help is), secrets masked
+        and capped like every error line, and exit 2."""
+        self.exit(EXIT_BAD_INPUT, f"urbanmoe: error: {self.prog}: {shown(message)} "
                                   f"(see {self.prog} --help)\n")
 
 
