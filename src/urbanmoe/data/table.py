@@ -311,13 +311,16 @@ def load_dataset(root: Path) -> RegionDataset:
     path = root / str(meta["table"])
     df = read_table(path)
     _check_ids(df, path)
+    from urbanmoe.data.groups import check_group_values, parse_groups  # (imports this module)
+    from urbanmoe.data.leaks import check_leaks, embedding_columns
+
+    groups = parse_groups(meta.get("feature_groups"), df, root / "dataset.yaml")
+    check_leaks(root / "dataset.yaml", meta["targets"], df.columns, groups,
+                embedding_columns(root, meta.get("embeddings")))
     _check_targets(df, meta["targets"], path)
     _check_coords(df, path)
     _check_pois(df, path)
     _check_images(df, root, path)
-    from urbanmoe.data.groups import check_group_values, parse_groups  # (imports this module)
-
-    groups = parse_groups(meta.get("feature_groups"), df, root / "dataset.yaml")
     check_group_values(df, groups, path)
     ds = RegionDataset(
         root=root,
