@@ -333,4 +333,7 @@ def load_dataset(root: Path) -> RegionDataset:
     )
     for modality in meta.get("embeddings") or {}:
         ds.embedding(modality)  # validate ids and values now, not mid-training
+    from urbanmoe.data.geometry import geometry_path  # (imports this module)
+
+    geometry_path(ds)  # the file exists; its shapes are read (and checked) by its readers
     return ds
