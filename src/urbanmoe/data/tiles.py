@@ -95,8 +95,9 @@ def _open(path: Path) -> Any:
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             return rasterio.open(path)
     except RasterioError as exc:
-        raise DataError(f"{path}: not an image tile rasterio can read: "
-                        f"{' '.join(str(exc).split())[:200]}") from None
+        why = " ".join(str(exc).replace(f"'{path}'", "the file").split())[:200]
+        raise DataError(f"{path}: cannot read image tile: not an image rasterio reads ({why})"
+                        ) from None
 
 
 def tile_header(path: Path) -> TileHeader:
