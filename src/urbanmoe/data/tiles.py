@@ -3,7 +3,10 @@
 :func:`read_tile` reads GeoTIFF, PNG or JPEG tiles with rasterio. Band order: three bands are
 read as R, G, B; four or more as Sentinel-2 B02, B03, B04, B08 (blue, green, red, near infrared),
 as the synthetic benchmark and the benchmark builder write them. Integer tiles are scaled to
-[0, 1] reflectance (uint8 / 255, uint16 / 10000).
+[0, 1] reflectance (uint8 / 255, uint16 / 10000). Its header is checked before its pixels are
+decoded (:func:`tile_header`: ``MIN_TILE_SIDE`` to ``MAX_TILE_SIDE`` px a side, 1, 3 or 4 to
+``MAX_TILE_BANDS`` bands of a real number type, a PNG or JPEG not cut short), and
+:func:`check_tiles` checks every tile's header before an encoder or baseline decodes any.
 
 :func:`load_tiles` (the image-representation baselines of Appendix A) reads every tile, resizes
 it to ``size`` x ``size`` with antialiasing, and stacks them as (N, C, H, W) float32, cached as
