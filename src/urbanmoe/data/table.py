@@ -318,13 +318,16 @@ def load_dataset(root: Path) -> RegionDataset:
     path = root / str(meta["table"])
     df = read_table(path)
     _check_ids(df, path)
+    from urbanmoe.data.groups import check_group_values, parse_groups  # (imports this module)
+    from urbanmoe.data.leaks import check_leaks, embedding_columns
+
+    groups = parse_groups(meta.get("feature_groups"), df, root / "dataset.yaml")
+    check_leaks(root / "dataset.yaml", meta["targets"], df.columns, groups,
+                embedding_columns(root, meta.get("embeddings")))
     _check_targets(df, meta["targets"], path)
     _check_coords(df, path)
     _check_pois(df, path)
     _check_images(df, root, path)
-    from urbanmoe.data.groups import check_group_values, parse_groups  # (imports this module)
-
-    groups = parse_groups(meta.get("feature_groups"), df, root / "dataset.yaml")
     check_group_values(df, groups, path)
     ds = RegionDataset(
         root=root,
@@ -337,4 +340,7 @@ def load_dataset(root: Path) -> RegionDataset:
     )
     for modality in meta.get("embeddings") or {}:
         ds.embedding(modality)  # validate ids and values now, not mid-training
+    from urbanmoe.data.geometry import geometry_path  # (imports this module)
+
+    geometry_path(ds)  # the file exists; its shapes are read (and checked) by its readers
     return ds

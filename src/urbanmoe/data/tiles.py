@@ -3,7 +3,10 @@
 :func:`read_tile` reads GeoTIFF, PNG or JPEG tiles with rasterio. Band order: three bands are
 read as R, G, B; four or more as Sentinel-2 B02, B03, B04, B08 (blue, green, red, near infrared),
 as the synthetic benchmark and the benchmark builder write them. Integer tiles are scaled to
-[0, 1] reflectance (uint8 / 255, uint16 / 10000).
+[0, 1] reflectance (uint8 / 255, uint16 / 10000). Its header is checked before its pixels are
+decoded (:func:`tile_header`: ``MIN_TILE_SIDE`` to ``MAX_TILE_SIDE`` px a side, 1, 3 or 4 to
+``MAX_TILE_BANDS`` bands of a real number type, a PNG or JPEG not cut short), and
+:func:`check_tiles` checks every tile's header before an encoder or baseline decodes any.
 
 :func:`load_tiles` (the image-representation baselines of Appendix A) reads every tile, resizes
 it to ``size`` x ``size`` with antialiasing, and stacks them as (N, C, H, W) float32, cached as
@@ -13,13 +16,16 @@ Per-band standardisation is left to the learner (its statistics must come from i
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from tqdm.auto import tqdm
 
 from urbanmoe.binaries import read_cached, read_npy
@@ -28,17 +34,114 @@ from urbanmoe.data.table import DataError, RegionDataset
 from urbanmoe.io import atomic_path, sha256_file
 
 _SCALE = {np.dtype("uint8"): 255.0, np.dtype("uint16"): 10000.0}
+# the header limits every tile is checked against before its pixels are decoded (docs/data.md,
+# "Validation"): a side of at least the smallest size a tile is resized to (``synth.tile_size``
+# and ``baselines.image_size`` are >= 8), at most MAX_TILE_SIDE (a 8192 x 8192 tile of four
+# float32 bands is 1 GiB once read), and 1, 3 or 4..MAX_TILE_BANDS bands of a real number type
+MIN_TILE_SIDE = 8
+MAX_TILE_SIDE = 8192
+MAX_TILE_BANDS = 16
+TILE_DTYPES = frozenset({"uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64",
+                         "int64", "float16", "float32", "float64"})
+# a PNG ends with its IEND chunk, a JPEG with its end-of-image marker: without it the file was
+# cut short (GDAL decodes a truncated PNG into garbage without a word)
+_PNG_END = b"IEND\xaeB`\x82"
+_JPEG_END = b"\xff\xd9"
 
 
-def read_tile(path: Path) -> np.ndarray:
-    """(C, H, W) float32 reflectance of one tile; C >= 3, ordered as the module docstring says."""
+@dataclass(frozen=True)
+class TileHeader:
+    """What a tile's header says: its size in pixels, band count and band dtypes."""
+
+    width: int
+    height: int
+    count: int
+    dtypes: tuple[str, ...]
+
+    def describe(self) -> str:
+        """``W x H px, C band(s), DTYPE`` for error messages."""
+        return (f"{self.width} x {self.height} px, {self.count} band(s), "
+                f"{'/'.join(sorted(set(self.dtypes)))}")
+
+
+def _check_header(path: Path, src: Any) -> TileHeader:
+    """The header of an open tile, refused in one line naming the tile and its size when it
+    breaks the limits above (or is a PNG or JPEG cut short)."""
+    head = TileHeader(int(src.width), int(src.height), int(src.count), tuple(src.dtypes))
+    what = f"{path}: image tile of {head.describe()}"
+    if min(head.width, head.height) < MIN_TILE_SIDE:
+        raise DataError(f"{what}: smaller than {MIN_TILE_SIDE} px a side")
+    if max(head.width, head.height) > MAX_TILE_SIDE:
+        raise DataError(f"{what}: larger than {MAX_TILE_SIDE} px a side (MAX_TILE_SIDE); "
+                        "cut it into smaller tiles or downsample it")
+    if head.count == 2 or not 1 <= head.count <= MAX_TILE_BANDS:
+        raise DataError(f"{what}: {head.count} bands; a tile has 1 (grey), 3 (R, G, B) or 4 to "
+                        f"{MAX_TILE_BANDS} (B02, B03, B04, B08, ...)")
+    bad = sorted(set(head.dtypes) - TILE_DTYPES)
+    if bad:
+        raise DataError(f"{what}: pixel type {bad[0]!r} is not a real number type (one of "
+                        f"{sorted(TILE_DTYPES)})")
+    driver = str(getattr(src, "driver", ""))
+    end = {"PNG": _PNG_END, "JPEG": _JPEG_END}.get(driver)
+    if end is not None:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 64))
+            if end not in f.read():
+                raise DataError(f"{what}: truncated {driver} file (no end marker)")
+    return head
+
+
+def _open(path: Path) -> Any:
+    """``rasterio.open`` without the not-georeferenced warning (PNG and JPEG tiles), one line
+    naming the tile for a file that is not an image rasterio reads."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                arr = src.read()
-    except rasterio.RasterioIOError as exc:
-        raise DataError(f"{path}: cannot read image tile: {exc}") from exc
+            return rasterio.open(path)
+    except RasterioError as exc:
+        why = " ".join(str(exc).replace(f"'{path}'", "the file").split())[:200]
+        raise DataError(f"{path}: cannot read image tile: not an image rasterio reads ({why})"
+                        ) from None
+
+
+def tile_header(path: Path) -> TileHeader:
+    """The checked header of one tile, read without decoding its pixels."""
+    with _open(path) as src:
+        return _check_header(path, src)
+
+
+def check_tiles(paths: list[Path], progress: bool = False,
+                label: str = "tiles") -> TileHeader | None:
+    """Check every tile's header (:func:`tile_header`) before any is decoded, and that they all
+    have the same band count; return the first one's (None without tiles). A bad tile at
+    region 900 is then refused in seconds, not after 899 tiles were decoded."""
+    first: TileHeader | None = None
+    for path in tqdm(paths, desc=f"{label} headers", unit="tile", disable=not progress):
+        head = tile_header(path)
+        if first is None:
+            first = head
+        elif head.count != first.count:
+            raise DataError(f"{path}: image tile of {head.describe()}: {head.count} bands, but "
+                            f"the dataset's first tile ({paths[0]}) has {first.count}; the tiles "
+                            "of one dataset share their band count")
+    return first
+
+
+def read_tile(path: Path) -> np.ndarray:
+    """(C, H, W) float32 reflectance of one tile; C >= 3, ordered as the module docstring says.
+
+    The header is checked (:func:`tile_header`'s limits) before the pixels are decoded; a file
+    that fails to decode (truncated, corrupt) is one line naming it."""
+    with _open(path) as src:
+        head = _check_header(path, src)
+        try:
+            arr = src.read()
+        except RasterioError as exc:
+            raise DataError(f"{path}: image tile of {head.describe()}: cannot decode its pixels "
+                            f"(truncated or corrupt?): {' '.join(str(exc).split())[:200]}"
+                            ) from None
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise DataError(f"{path}: image tile of {head.describe()}: NaN or infinite pixel values")
     scale = _SCALE.get(arr.dtype, 1.0)
     arr = arr.astype(np.float32) / scale
     if arr.shape[0] == 1:
@@ -79,6 +182,7 @@ def _read_tiles(ds: RegionDataset, size: int, progress: bool) -> np.ndarray:
     paths = ds.image_paths
     if paths is None:
         raise DataError(f"{ds.table_path}: column 'image_path': missing; no image tiles")
+    check_tiles(paths, progress, ds.name)
     out = np.empty((len(paths), 0, size, size), dtype=np.float32)
     for i, path in enumerate(tqdm(paths, desc=f"{ds.name} tiles", unit="tile",
                                   disable=not progress)):

@@ -129,6 +129,10 @@ def _encode_cached(ds: RegionDataset, encoder: Encoder, cache_dir: Path | None,
     if cached is not None:
         log.info("features: %s %s from cache %s", ds.name, encoder.modality, path)
         return cached, path
+    if encoder.modality == "image" and ds.image_paths is not None:
+        from urbanmoe.data.tiles import check_tiles  # rasterio loads only for tiles
+
+        check_tiles(ds.image_paths, progress, ds.name)  # every header before any pixel
     feats = encoder.encode(ds, progress=progress).astype(np.float32)
     if path is not None:
         write_embeddings(path, ds.ids, feats)

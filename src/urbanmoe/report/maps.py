@@ -20,13 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from urbanmoe.data.table import ID, DataError, RegionDataset
+from urbanmoe.data.geometry import WGS84, read_geometry
+from urbanmoe.data.table import ID, RegionDataset
 from urbanmoe.errors import OutputError
 from urbanmoe.io import atomic_path, claim, safe_name, write_text
 from urbanmoe.ownership import overlap
 from urbanmoe.report.palette import save_figure, use_agg
-
-WGS84 = "EPSG:4326"
 
 
 def region_shapes(ds: RegionDataset, table: pd.DataFrame) -> Any:
@@ -34,24 +33,10 @@ def region_shapes(ds: RegionDataset, table: pd.DataFrame) -> Any:
     WGS84: polygons from the ``geometry`` file, else points; None without either."""
     import geopandas as gpd
 
-    rel = ds.meta.get("geometry")
-    if rel is not None:
-        path = ds.root / str(rel)
-        if not path.is_file():
-            raise DataError(f"{ds.root / 'dataset.yaml'}: key 'geometry': {path} not found")
-        shapes = gpd.read_file(path)
-        if ID not in shapes.columns:
-            raise DataError(f"{path}: column {ID!r}: missing")
-        shapes[ID] = shapes[ID].astype(str)
-        absent = sorted(set(table[ID]) - set(shapes[ID]))
-        if absent:
-            raise DataError(f"{path}: column {ID!r}: region {absent[0]!r} of the table has no "
-                            "shape")
-        if shapes.crs is None:
-            raise DataError(f"{path}: no coordinate reference system")
-        shapes = shapes.drop_duplicates(ID).set_index(ID).to_crs(WGS84)
-        return gpd.GeoDataFrame(table, geometry=shapes.geometry.loc[table[ID]].to_numpy(),
-                                crs=WGS84)
+    shapes = read_geometry(ds)  # the checked polygons of ds's regions, WGS84, in table order
+    if shapes is not None:
+        by_id = shapes.loc[table[ID].astype(str).to_numpy()]
+        return gpd.GeoDataFrame(table, geometry=by_id.to_numpy(), crs=WGS84)
     if ds.coords is None:
         return None
     return gpd.GeoDataFrame(table, geometry=gpd.points_from_xy(ds.coords[:, 1], ds.coords[:, 0]),
