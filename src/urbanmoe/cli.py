@@ -17,9 +17,10 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from urbanmoe import commands
+from urbanmoe.arguments import EXIT_BAD_INPUT, Parser, degrees, metres, patch_px, seed
 from urbanmoe.config import load_config
 from urbanmoe.errors import InputError, OutputError
 from urbanmoe.io import check_writable
@@ -27,7 +28,6 @@ from urbanmoe.ownership import FOLDER_KINDS, check_output, overlap
 from urbanmoe.redact import install_log_filter, redact, shown
 
 EXIT_BUG = 1
-EXIT_BAD_INPUT = 2
 OUTPUT_FLAGS = ("out", "maps", "record", "cache")  # checked writable before any work
 TRANSFER_PARTS = ("all", "west", "east", "south", "north")  # evaluation/transfer.py: PARTS
 
@@ -66,40 +66,6 @@ PATHS = {
     "provenance": VerbPaths((("out", "provenance", ONE),), ("artifacts", "runs", "records")),
 }
 CACHES = (("features", "cache_dir"), ("baselines", "cache_dir"))  # config folders written into
-
-
-SEED_MAX = 2**32 - 1  # numpy's generators take seeds in 0 .. 2**32 - 1
-
-
-def bounded(kind: type, low: float, high: float, what: str) -> Callable[[str], Any]:
-    """An argparse type: a finite ``kind`` (int or float) in [low, high], else one message."""
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:  # NaN fails both comparisons
-            raise argparse.ArgumentTypeError(f"{what} from {kind(low)} to {kind(high)}, "
-                                             f"got {text[:40]!r}")
-        return value
-    parse.__name__ = kind.__name__  # argparse names the type in its messages
-    return parse
-
-
-seed = bounded(int, 0, SEED_MAX, "a seed is an integer")
-patch_px = bounded(int, 8, 100_000, "a patch side is an integer of pixels")
-metres = bounded(float, 1e-3, 1e6, "a resolution is a number of metres")
-degrees = bounded(float, -180.0, 180.0, "a bbox corner is a number of degrees")
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with the project's error form: one ``urbanmoe: error:`` line, exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        """Print one line naming the verb and the problem (with where help is), secrets masked
-        and capped like every error line, and exit 2."""
-        self.exit(EXIT_BAD_INPUT, f"urbanmoe: error: {self.prog}: {shown(message)} "
-                                  f"(see {self.prog} --help)\n")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
