@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,26 @@ def small_city(root: Path, n: int = N) -> Path:
             "embeddings": {"street": "street_emb.csv"}}
     (root / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
     return root
+
+
+@dataclass
+class Case:
+    """One refusal: its name, how it spoils the valid city (None: it does not), what the error
+    line must name, and extra arguments of the verb."""
+    name: str
+    spoil: Callable[[Path], None] | None
+    says: tuple[str, ...]
+    args: tuple[str, ...] = ()
+
+
+def edit_meta(city: Path, edit: Callable[[dict], None] | None = None, **changes: object) -> None:
+    """Rewrite ``city/dataset.yaml``: ``edit`` changes the mapping in place, ``changes`` set
+    top-level keys."""
+    meta = yaml.safe_load((city / "dataset.yaml").read_text())
+    if edit is not None:
+        edit(meta)
+    meta.update(changes)
+    (city / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
 
 
 def quick_sets(work: Path) -> list[str]:

@@ -10,13 +10,11 @@ documents are in ``test_parsers.py``, paths in ``test_path_escapes.py``, outputs
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-from refusal import CONFIG, expect_refusal, quick_sets, small_city
+from refusal import CONFIG, Case, edit_meta, expect_refusal, quick_sets, small_city
 
 from urbanmoe.cli import main
 
@@ -26,11 +24,7 @@ def _yaml(text: str) -> Callable[[Path], None]:
 
 
 def _meta(**changes: object) -> Callable[[Path], None]:
-    def spoil(city: Path) -> None:
-        meta = yaml.safe_load((city / "dataset.yaml").read_text())
-        meta.update(changes)
-        (city / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
-    return spoil
+    return lambda city: edit_meta(city, **changes)
 
 
 def _cell(name: str, column: str, row: int, value: object,
@@ -48,13 +42,6 @@ def _cell(name: str, column: str, row: int, value: object,
 GROUPS = _meta(feature_groups={"land": {"prefix": "poi_"}})
 NONE = _meta(targets={"carbon": {"transform": "none"}, "population": None, "light": None})
 
-
-@dataclass
-class Case:
-    name: str
-    spoil: Callable[[Path], None] | None
-    says: tuple[str, ...]
-    args: tuple[str, ...] = field(default=())
 
 
 CASES = [

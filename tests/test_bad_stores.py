@@ -9,12 +9,11 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from refusal import expect_refusal
+from refusal import Case, expect_refusal  # a Case spoil writes the store file; None: http
 from test_tracking import make_run
 
 from urbanmoe.errors import TrackingError
@@ -58,13 +57,6 @@ def _truncated(db: Path) -> None:
     _foreign(db)
     data = db.read_bytes()
     db.write_bytes(data[:100] + b"\xff" * (len(data) - 100))
-
-
-@dataclass
-class Case:
-    name: str
-    spoil: Callable[[Path], None] | None  # writes the store file; None: http
-    says: tuple[str, ...]
 
 
 CASES = [

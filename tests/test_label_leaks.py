@@ -7,22 +7,14 @@ cannot be told from a legitimate target), and the legitimate city trains."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from refusal import CONFIG, expect_refusal, quick_sets, small_city
+from refusal import CONFIG, Case, edit_meta, expect_refusal, quick_sets, small_city
 
 from urbanmoe.cli import main
-
-
-def _meta(city: Path, edit: Callable[[dict], None]) -> None:
-    meta = yaml.safe_load((city / "dataset.yaml").read_text())
-    edit(meta)
-    (city / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
 
 
 def _table(city: Path, edit: Callable[[pd.DataFrame], None]) -> None:
@@ -38,7 +30,7 @@ def _target(name: str) -> Callable[[dict], None]:
 def _add_group(name: str, spec: dict) -> Callable[[Path], None]:
     def spoil(city: Path) -> None:
         _table(city, lambda df: df.insert(len(df.columns), "flow_in", np.arange(len(df)) % 7))
-        _meta(city, lambda m: m.setdefault("feature_groups", {}).update({name: spec}))
+        edit_meta(city, lambda m: m.setdefault("feature_groups", {}).update({name: spec}))
     return spoil
 
 
@@ -49,7 +41,7 @@ def _embedding_with(column: str, fmt: str) -> Callable[[Path], None]:
         if fmt == "parquet":
             emb.to_parquet(city / "street_emb.parquet", index=False)
             (city / "street_emb.csv").unlink()
-            _meta(city, lambda m: m.update(embeddings={"street": "street_emb.parquet"}))
+            edit_meta(city, lambda m: m.update(embeddings={"street": "street_emb.parquet"}))
         else:
             emb.to_csv(city / "street_emb.csv", index=False)
     return spoil
@@ -68,18 +60,12 @@ def _tiles_and_target(city: Path) -> None:
         df["image_path"] = [f"tiles/{rid}.png" for rid in df["region_id"]]
 
     _table(city, add)
-    _meta(city, _target("image_path"))
+    edit_meta(city, _target("image_path"))
 
-
-@dataclass
-class Case:
-    name: str
-    spoil: Callable[[Path], None]
-    says: tuple[str, ...]
 
 
 CASES = [
-    Case("poi_ column as a target", lambda c: _meta(c, _target("poi_shopping")),
+    Case("poi_ column as a target", lambda c: edit_meta(c, _target("poi_shopping")),
          ("dataset.yaml", "'poi_shopping'", "both a target and an input", "pois group")),
     Case("target listed in a group's columns",
          _add_group("mobility", {"columns": ["flow_in", "carbon"]}),
@@ -92,13 +78,13 @@ CASES = [
          ("'carbon'", "target", "embeddings table 'street'")),
     Case("embeddings table (Parquet) with the target's column",
          _embedding_with("light", "parquet"), ("'light'", "embeddings table 'street'")),
-    Case("text column as a target", lambda c: _meta(c, _target("text")),
+    Case("text column as a target", lambda c: edit_meta(c, _target("text")),
          ("'text'", "target", "text modality")),
-    Case("lat as a target", lambda c: _meta(c, _target("lat")),
+    Case("lat as a target", lambda c: edit_meta(c, _target("lat")),
          ("'lat'", "target", "coordinates")),
-    Case("lon as a target", lambda c: _meta(c, _target("lon")), ("'lon'", "coordinates")),
+    Case("lon as a target", lambda c: edit_meta(c, _target("lon")), ("'lon'", "coordinates")),
     Case("image_path as a target", _tiles_and_target, ("'image_path'", "image modality")),
-    Case("region_id as a target", lambda c: _meta(c, _target("region_id")),
+    Case("region_id as a target", lambda c: edit_meta(c, _target("region_id")),
          ("'region_id'", "region id")),
 ]
 
@@ -122,7 +108,7 @@ def test_a_legitimate_city_trains(tmp_path: Path, capsys: pytest.CaptureFixture[
     city = small_city(tmp_path / "city")
     _add_group("mobility", {"columns": ["flow_in"]})(city)
     _table(city, lambda df: df.insert(len(df.columns), "shops", df["poi_shopping"]))
-    _meta(city, _target("shops"))
+    edit_meta(city, _target("shops"))
     code = main(["train", "--config", str(CONFIG), "--quiet", "--dataset", str(city), "--seed",
                  "0", "--out", str(tmp_path / "run"), *quick_sets(tmp_path),
                  "--set", "model.name=ridge"])

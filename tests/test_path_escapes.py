@@ -8,22 +8,14 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from refusal import CONFIG, expect_refusal, quick_sets, small_city
+from refusal import CONFIG, Case, edit_meta, expect_refusal, quick_sets, small_city
 
 from urbanmoe.cli import main
-
-
-def _meta(city: Path, **changes: object) -> None:
-    meta = yaml.safe_load((city / "dataset.yaml").read_text())
-    meta.update(changes)
-    (city / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
 
 
 def _tiles(city: Path, path_of: Callable[[int, str], str]) -> None:
@@ -49,21 +41,15 @@ def _elsewhere(city: Path, name: str) -> Path:
     return city.parent / name
 
 
-@dataclass
-class Case:
-    name: str
-    spoil: Callable[[Path], None]
-    says: tuple[str, ...]
-
 
 CASES = [
-    Case("name climbing out", lambda c: _meta(c, name="../../somewhere"),
+    Case("name climbing out", lambda c: edit_meta(c, name="../../somewhere"),
          ("dataset.yaml", "name", "'../../somewhere'", "safe name")),
-    Case("name with a slash", lambda c: _meta(c, name="a/b"), ("name", "'a/b'")),
-    Case("name of dots", lambda c: _meta(c, name=".."), ("name", "'..'")),
-    Case("hidden name", lambda c: _meta(c, name=".tmp-x"), ("name", "'.tmp-x'")),
-    Case("empty name", lambda c: _meta(c, name=""), ("name", "''")),
-    Case("absolute name", lambda c: _meta(c, name="/etc/cron.d/x"), ("name", "/etc/cron.d/x")),
+    Case("name with a slash", lambda c: edit_meta(c, name="a/b"), ("name", "'a/b'")),
+    Case("name of dots", lambda c: edit_meta(c, name=".."), ("name", "'..'")),
+    Case("hidden name", lambda c: edit_meta(c, name=".tmp-x"), ("name", "'.tmp-x'")),
+    Case("empty name", lambda c: edit_meta(c, name=""), ("name", "''")),
+    Case("absolute name", lambda c: edit_meta(c, name="/etc/cron.d/x"), ("name", "/etc/cron.d/x")),
     Case("image above the folder", lambda c: _tiles(c, lambda i, r: f"../outside/{r}.png"),
          ("regions.csv", "image_path", "'../outside/r000.png'", "outside the dataset folder")),
     Case("image by an absolute path", lambda c: _tiles(
@@ -73,14 +59,14 @@ CASES = [
         c, lambda i, r: f"tiles/../../outside/{r}.png" if i == 7 else f"tiles/{r}.png"),
          ("image_path", "'tiles/../../outside/r007.png'", "r007")),
     Case("table above the folder", lambda c: (_elsewhere(c, "regions.csv"),
-                                              _meta(c, table="../regions.csv")),
+                                              edit_meta(c, table="../regions.csv")),
          ("dataset.yaml", "table", "'../regions.csv'", "outside the dataset folder")),
-    Case("table by an absolute path", lambda c: _meta(
+    Case("table by an absolute path", lambda c: edit_meta(
         c, table=str(_elsewhere(c, "regions.csv").resolve())), ("dataset.yaml", "table",
                                                                  "absolute")),
-    Case("embeddings above the folder", lambda c: (_elsewhere(c, "street_emb.csv"), _meta(
+    Case("embeddings above the folder", lambda c: (_elsewhere(c, "street_emb.csv"), edit_meta(
         c, embeddings={"street": "../street_emb.csv"})), ("embeddings.street", "outside")),
-    Case("geometry by an absolute path", lambda c: _meta(c, geometry="/etc/passwd"),
+    Case("geometry by an absolute path", lambda c: edit_meta(c, geometry="/etc/passwd"),
          ("dataset.yaml", "geometry", "absolute")),
 ]
 
@@ -104,7 +90,7 @@ def test_predict_refuses_a_name_that_would_write_maps_elsewhere(
     assert main(["train", "--config", str(CONFIG), "--quiet", "--dataset", str(city), "--seed",
                  "0", "--out", str(runs / "seed0"), *quick_sets(tmp_path),
                  "--set", "model.name=ridge"]) == 0
-    _meta(city, name="../../escaped")
+    edit_meta(city, name="../../escaped")
     expect_refusal(["predict", "--quiet", "--runs", str(runs), "--out", str(tmp_path / "pred"),
                     *quick_sets(tmp_path)], ("name", "'../../escaped'"), capsys,
                    watch=[city, runs], absent=[tmp_path / "pred"])
