@@ -52,6 +52,7 @@ PATHS = {
     "synth": VerbPaths(containers=("out",)),
     "features": VerbPaths((("out", "features", ONE),), ("dataset",)),
     "import-urbanclip": VerbPaths((("out", "dataset", ONE),), ("city_dir",)),
+    "import-hafusion": VerbPaths((("out", "dataset", ONE),), ("city_dir",)),
     "claims": VerbPaths((("out", "claims", ONE),), searched=("figures",)),
     "report": VerbPaths((("out", "data report", (".json", ".md")),), ("dataset",)),
     "build": VerbPaths((("out", "dataset", ONE),), ("imagery", "pois", "labels", "poi_mapping")),
@@ -139,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GDP's fill value 10000.0: set missing (excluded from loss and "
                         "metrics) or keep it (default: data.urbanclip_gdp_fill)")
     _verb(p, commands.cmd_import_urbanclip)
+
+    p = verbs.add_parser("import-hafusion", help="a HAFusion city (ICDE 2024) as a dataset",
+                         description="Turn a HAFusion city folder (data_NY, data_Chi, data_SF: "
+                                     "POI and land-use counts, labels, region x region "
+                                     "matrices) into a dataset folder (docs/hafusion.md).")
+    p.add_argument("--city-dir", type=Path, required=True, help="folder holding poi_dist.npy")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder to write")
+    p.add_argument("--name", default=None, help="dataset name (default: NY, Chi or SF)")
+    _verb(p, commands.cmd_import_hafusion)
 
     p = verbs.add_parser("claims", help="check the paper's claims against the drawn tables",
                          description="Read table2.csv, ablations_summary.csv, "

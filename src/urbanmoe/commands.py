@@ -40,6 +40,15 @@ def cmd_features(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     return 0
 
 
+def cmd_import_hafusion(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    from urbanmoe.data.sources.hafusion import import_hafusion_city
+
+    out = import_hafusion_city(args.city_dir, args.out, name=args.name)
+    print(out)
+    print(f"data report: {out / 'report.md'}")
+    return 0
+
+
 def cmd_import_urbanclip(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     from urbanmoe.data.sources.urbanclip import import_urbanclip_city
 
