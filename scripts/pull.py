@@ -6,10 +6,11 @@
 - The data products of ``dvc.yaml`` (the synthetic benchmark, the features of each city) are
   restored from the DVC remote when a ``dvc.lock`` records them (``dvc pull dvc.yaml``). The
   repository commits none: ``snakemake`` rebuilds them, deterministically.
-- The UrbanCLIP-toolkit cities, committed as ``dvc import-url`` stages under
-  ``data/raw/urbanclip/<City>/``, are fetched from the toolkit's repository at the pinned commit
-  with ``dvc update`` (which records their md5 in the ``.dvc`` files). A city whose files are
-  present is left alone; where the upstream host cannot be reached, one line says so.
+- The real cities, committed as ``dvc import-url`` stages (the UrbanCLIP toolkit's under
+  ``data/raw/urbanclip/<City>/``, HAFusion's under ``data/raw/hafusion/data_<City>/``), are
+  fetched from their repositories at the pinned commits with ``dvc update`` (which records
+  their md5 in the ``.dvc`` files). A city whose files are present is left alone; where the
+  upstream host cannot be reached, one line says so.
 
 Exit status 0 unless something really failed: a ``dvc`` command failing while its source
 answers (an upstream file gone, a remote without the locked products), or ``dvc`` missing. Only
@@ -29,7 +30,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-IMPORTS = Path("data/raw/urbanclip")  # one folder per toolkit city, holding its .dvc files
+# one folder per city, holding its .dvc files, under each source's folder; the doc on a local copy
+IMPORTS = {Path("data/raw/urbanclip"): "docs/urbanclip.md",
+           Path("data/raw/hafusion"): "docs/hafusion.md"}
 PROBE_TIMEOUT_S = 10.0
 _URL = re.compile(r"\bhttps?://\S+")
 
@@ -68,8 +71,8 @@ def products() -> tuple[str, bool]:
     return f"{label}: FAILED to restore from the DVC remote\n{_indented(done)}", False
 
 
-def city(folder: Path) -> tuple[str, bool]:
-    """One line on a toolkit city (a folder of ``dvc import-url`` stages), and whether all went
+def city(folder: Path, doc: str) -> tuple[str, bool]:
+    """One line on a real city (a folder of ``dvc import-url`` stages), and whether all went
     well: present, fetched, not fetched because its host is unreachable, or failed."""
     name = folder.name
     stages = sorted(folder.glob("*.dvc"))
@@ -90,7 +93,7 @@ def city(folder: Path) -> tuple[str, bool]:
     if unreachable:
         hosts = ", ".join(urllib.parse.urlsplit(o).netloc for o in unreachable)
         return (f"{name}: not fetched, {hosts} unreachable (offline?); rerun with network, "
-                "or see docs/urbanclip.md for a local copy"), True
+                f"or see {doc} for a local copy"), True
     return f"{name}: FAILED to fetch {files}\n{_indented(done)}", False
 
 
@@ -99,9 +102,11 @@ def main() -> int:
     if shutil.which("dvc") is None:
         print("dvc: not found on PATH (`make setup` installs it into .venv)")
         return 1
-    folders = sorted(p for p in (ROOT / IMPORTS).glob("*") if p.is_dir() and any(p.glob("*.dvc")))
+    cities = [functools.partial(city, folder, doc) for source, doc in IMPORTS.items()
+              for folder in sorted((ROOT / source).glob("*"))
+              if folder.is_dir() and any(folder.glob("*.dvc"))]
     ok = True
-    for step in (products, *(functools.partial(city, folder) for folder in folders)):
+    for step in (products, *cities):
         line, step_ok = step()
         print(line, flush=True)
         ok = ok and step_ok

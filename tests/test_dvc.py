@@ -22,6 +22,8 @@ from urbanmoe.data.sources.urbanclip import CITIES, RAW_BASE
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 IMPORTS = Path("data/raw/urbanclip")
+HAFUSION = Path("data/raw/hafusion")
+HAFUSION_CITIES = ("data_Chi", "data_NY", "data_SF")
 UNREACHABLE = "http://127.0.0.1:9"  # a proxy that refuses at once: no network, fast
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
@@ -71,7 +73,7 @@ def _copy_project(repo: Path, imports: bool) -> None:
     shutil.copy(ROOT / "scripts/pull.py", repo / "scripts/pull.py")
     if imports:
         shutil.copy(ROOT / ".gitignore", repo / ".gitignore")
-        for src in (ROOT / IMPORTS).glob("*/*"):
+        for src in [*(ROOT / IMPORTS).glob("*/*"), *(ROOT / HAFUSION).glob("*/*")]:
             if src.suffix == ".dvc" or src.name == ".gitignore":
                 (repo / src.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(src, repo / src.relative_to(ROOT))
@@ -118,8 +120,9 @@ def test_push_clone_pull_then_nothing_to_rebuild(tmp_path: Path) -> None:
 
 
 def _city_lines(out: str) -> dict[str, str]:
-    """Each toolkit city's line of the pull's output."""
-    lines = {c: [ln for ln in out.splitlines() if ln.startswith(f"{c}: ")] for c in CITIES}
+    """Each real city's line of the pull's output (the toolkit's and HAFusion's)."""
+    lines = {c: [ln for ln in out.splitlines() if ln.startswith(f"{c}: ")]
+             for c in (*CITIES, *HAFUSION_CITIES)}
     assert all(len(v) == 1 for v in lines.values()), out
     return {c: v[0] for c, v in lines.items()}
 
@@ -141,7 +144,7 @@ def test_fresh_clone_pull_offline_one_line_per_city(tmp_path: Path) -> None:
     assert "data products (dvc.yaml): no dvc.lock records them" in out, out
     for city, line in _city_lines(out).items():
         assert line.startswith(f"{city}: not fetched, raw.githubusercontent.com unreachable"), out
-    assert len(out.strip().splitlines()) == 1 + len(CITIES), out
+    assert len(out.strip().splitlines()) == 1 + len(CITIES) + len(HAFUSION_CITIES), out
     assert not _sh(["git", "status", "--porcelain"], clone).strip()  # nothing rewritten
 
 
@@ -200,3 +203,35 @@ def test_pull_fetches_a_served_city_and_fails_on_a_missing_file(
     assert status == 0 and "ERROR" not in out, out
     assert lines["Beijing"] == "Beijing: present (Beijing.csv, Beijing_captions.json)", out
     assert lines["Shanghai"].startswith("Shanghai: fetched"), out
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is needed")
+def test_pull_fetches_a_hafusion_city_that_then_imports(
+        tmp_path: Path, served: tuple[str, Path]) -> None:
+    """HAFusion's committed stages fetch every file of a city from its host (here a local
+    server holding a made-up city of the same files), and the fetched folder imports."""
+    from test_hafusion import fake_city
+
+    from urbanmoe.data.sources.hafusion import RAW_BASE as HAFUSION_BASE
+
+    base, folder = served
+    repo, clone = tmp_path / "repo", tmp_path / "clone"
+    _copy_project(repo, imports=True)
+    shutil.copytree(ROOT / "config", repo / "config")
+    for stage in (repo / HAFUSION / "data_Chi").glob("*.dvc"):
+        stage.write_text(stage.read_text().replace(HAFUSION_BASE, base))
+    fake_city(folder / "data_Chi")
+    _commit_and_clone(repo, clone)
+
+    offline = {"HTTPS_PROXY": UNREACHABLE, "HTTP_PROXY": UNREACHABLE, "NO_PROXY": "127.0.0.1"}
+    status, out = _pull(clone, **offline)
+    line = _city_lines(out)["data_Chi"]
+    assert status == 0 and line.startswith("data_Chi: fetched check_counts.npy"), out
+    fetched = clone / HAFUSION / "data_Chi"
+    for served_file in (folder / "data_Chi").iterdir():
+        assert (fetched / served_file.name).read_bytes() == served_file.read_bytes()
+    status_lines = _sh(["git", "status", "--porcelain", "--untracked-files=all"], clone)
+    assert "??" not in status_lines, status_lines  # the data is git-ignored; .dvc files get md5s
+    done = _run([str(BIN / "urbanmoe"), "import-hafusion", "--city-dir", str(fetched), "--out",
+                 str(tmp_path / "Chi")], clone)
+    assert done.returncode == 0, done.stderr
