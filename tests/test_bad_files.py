@@ -39,6 +39,30 @@ def _cell(name: str, column: str, row: int, value: object,
     return spoil
 
 
+def _list_cells(city: Path) -> None:
+    df = pd.read_csv(city / "street_emb.csv", dtype={"region_id": str})
+    df["e0"] = [[1.0, 2.0]] * len(df)
+    df.to_parquet(city / "street_emb.parquet")
+    edit_meta(city, embeddings={"street": "street_emb.parquet"})
+
+
+def _header_twice(city: Path) -> None:
+    lines = (city / "regions.csv").read_text().split("\n")
+    lines[0] = lines[0].replace("light", "carbon")
+    (city / "regions.csv").write_text("\n".join(lines))
+
+
+def _parquet_column_twice(city: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    df = pd.read_csv(city / "street_emb.csv", dtype={"region_id": str})
+    arrays = [pa.array(df["region_id"]), pa.array(df["e0"]), pa.array(df["e1"])]
+    pq.write_table(pa.Table.from_arrays(arrays, names=["region_id", "e0", "e0"]),
+                   city / "street_emb.parquet")
+    edit_meta(city, embeddings={"street": "street_emb.parquet"})
+
+
 GROUPS = _meta(feature_groups={"land": {"prefix": "poi_"}})
 NONE = _meta(targets={"carbon": {"transform": "none"}, "population": None, "light": None})
 
@@ -83,6 +107,12 @@ CASES = [
          ("street_emb.csv", "'e0'", "inf")),
     Case("a coordinate beyond float32", _cell("regions.csv", "lat", 0, "1e39"),
          ("regions.csv", "'lat'")),
+    Case("list cells in a Parquet embedding", _list_cells,
+         ("street_emb.parquet", "'e0'", "a list of 2 values")),
+    Case("a CSV header naming a column twice", _header_twice,
+         ("regions.csv", "'carbon'", "appears twice")),
+    Case("a Parquet table naming a column twice", _parquet_column_twice,
+         ("street_emb.parquet", "e0")),  # pyarrow refuses it first, naming the column
     Case("a negative seed", None, ("--seed", "'-1'"), ("--seed", "-1")),
     Case("a seed beyond 2**32 - 1", None, ("--seed", "'4294967296'"), ("--seed", "4294967296")),
     Case("a seed not an integer", None, ("--seed", "'1.5'"), ("--seed", "1.5")),

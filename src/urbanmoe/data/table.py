@@ -109,6 +109,9 @@ def read_table(path: Path) -> pd.DataFrame:
     if suffix not in (".csv", ".parquet"):
         raise DataError(f"{path}: unsupported table format {path.suffix!r} (use .csv or .parquet)")
     if suffix == ".csv":
+        header = read_csv(path, error=DataError, header=None, nrows=1, dtype=str,
+                          keep_default_na=False).iloc[0].tolist()
+        _unique_columns(header, path)
         df = read_csv(path, error=DataError, dtype={ID: str}, keep_default_na=True)
         if ID in df.columns:  # again, the ids alone, without missing-value spellings
             df[ID] = read_csv(path, error=DataError, usecols=[ID], dtype=str,
@@ -119,11 +122,22 @@ def read_table(path: Path) -> pd.DataFrame:
         except (OSError, ArrowException) as exc:
             raise DataError(f"{path}: not a readable Parquet table: "
                             f"{' '.join(str(exc).split())[:200]}") from None
+        _unique_columns([str(c) for c in df.columns], path)
         if ID in df.columns:
             df[ID] = df[ID].astype(object).where(df[ID].notna(), "")
     if ID in df.columns:
         df[ID] = df[ID].astype(str)
     return df
+
+
+def _unique_columns(names: list[str], path: Path) -> None:
+    """A column name given twice is refused: which of the two a role reads would be a guess
+    (pandas would silently rename the second ``name.1``)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"{path}: column {name!r}: appears twice in the header")
+        seen.add(name)
 
 
 def _check_ids(df: pd.DataFrame, path: Path) -> None:
@@ -144,6 +158,12 @@ def _numeric(df: pd.DataFrame, col: str, path: Path, *, missing_ok: bool) -> pd.
     and on the first infinite one or one beyond float32's range (``FLOAT32_MAX``, about
     3.4e38: the models compute in float32, where it would become infinite)."""
     raw = df[col]
+    if raw.dtype == object:  # a list or array in a cell (a Parquet list column) is no number
+        nested = raw.map(lambda v: np.ndim(v) > 0).to_numpy(dtype=bool)
+        if nested.any():
+            i = int(np.argmax(nested))
+            raise _fail(path, col, f"a list of {len(raw.iloc[i])} values where a number belongs "
+                                   f"(region {df[ID].iloc[i]!r})")
     values = pd.to_numeric(raw, errors="coerce")
     bad = values.isna().to_numpy() & (raw.notna().to_numpy() | (not missing_ok))
     if bad.any():
