@@ -271,3 +271,30 @@ def test_an_argument_error_masks_secrets(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["train", "--seed", "https://ann:Hunter2-Secret@host/x"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Hunter2-Secret" not in err and "***@host" in err
+
+
+def _geotiff(path: Path) -> None:
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    with rasterio.open(path, "w", driver="GTiff", width=50, height=50, count=4, dtype="uint16",
+                       crs="EPSG:4326", transform=from_origin(0, 0.1, 0.002, 0.002)) as dst:
+        dst.write(np.ones((4, 50, 50), dtype="uint16"))
+
+
+@pytest.mark.parametrize(("bad", "says"), [("imagery", "cannot read imagery"),
+                                           ("label", "cannot read a label raster")])
+def test_build_from_a_raster_that_is_not_one(bad: str, says: str, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    image, label = tmp_path / "s2.tif", tmp_path / "odiac.tif"
+    _geotiff(image)
+    _geotiff(label)
+    (image if bad == "imagery" else label).write_bytes(b"not a raster at all")
+    pois = tmp_path / "pois.csv"
+    pois.write_text("lon,lat,category,name\n0.05,0.05,food,x\n")
+    out = tmp_path / "out"
+    argv = ["build", "--bbox", "0", "0", "0.1", "0.1", "--imagery", str(image), "--pois",
+            str(pois), "--label", f"carbon={label}:sum:t", "--out", str(out)]
+    expect_refusal(argv, (str(image if bad == "imagery" else label), says), capsys,
+                   watch=[image, label, pois], absent=[out])

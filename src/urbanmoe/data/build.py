@@ -32,6 +32,7 @@ from urbanmoe.data.poi import POI_CATEGORIES, poi_column
 from urbanmoe.data.poi_mapping import load_mapping
 from urbanmoe.data.render import BANDS
 from urbanmoe.data.table import DataError, load_dataset, read_table
+from urbanmoe.data.tiles import open_raster
 from urbanmoe.io import atomic_path, sha256_file
 from urbanmoe.readers import dump_yaml
 
@@ -225,7 +226,7 @@ def aggregate_label(spec: LabelSpec, grid: Grid, cells: np.ndarray,
     n, size = settings.label_samples, grid.size
     off = (np.arange(n) + 0.5) * size / n
     out = np.full(len(cells), np.nan)
-    with rasterio.open(path) as src:
+    with open_raster(path, "a label raster") as src:
         rows, cols = np.divmod(cells, grid.cols)
         left, top = grid.x0 + cols.min() * size, grid.y0 - rows.min() * size
         right, bottom = grid.x0 + (cols.max() + 1) * size, grid.y0 - (rows.max() + 1) * size
@@ -285,7 +286,7 @@ def build_benchmark(name: str, imagery: list[Path], pois: Path, labels: dict[str
         (tmp / "tiles").mkdir(parents=True)
         vrts = []
         for path in imagery:
-            src = stack.enter_context(rasterio.open(path))
+            src = stack.enter_context(open_raster(path, "imagery"))
             nodata = src.nodata if src.nodata is not None else 0
             vrt = stack.enter_context(WarpedVRT(
                 src, crs=grid.crs, transform=transform, width=grid.cols * px,

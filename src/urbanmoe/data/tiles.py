@@ -91,22 +91,25 @@ def _check_header(path: Path, src: Any) -> TileHeader:
     return head
 
 
-def _open(path: Path) -> Any:
+def open_raster(path: Path, what: str = "image tile") -> Any:
     """``rasterio.open`` without the not-georeferenced warning (PNG and JPEG tiles), one line
-    naming the tile for a file that is not an image rasterio reads."""
+    naming the file and ``what`` it should be for a file rasterio cannot open. Every raster the
+    project reads (tiles, imagery and label rasters of ``build``) is opened here."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             return rasterio.open(path)
     except RasterioError as exc:
         why = " ".join(str(exc).replace(f"'{path}'", "the file").split())[:200]
-        raise DataError(f"{path}: cannot read image tile: not an image rasterio reads ({why})"
+        raise DataError(f"{path}: cannot read {what}: not an image rasterio reads ({why})"
                         ) from None
+
+
 
 
 def tile_header(path: Path) -> TileHeader:
     """The checked header of one tile, read without decoding its pixels."""
-    with _open(path) as src:
+    with open_raster(path) as src:
         return _check_header(path, src)
 
 
@@ -132,7 +135,7 @@ def read_tile(path: Path) -> np.ndarray:
 
     The header is checked (:func:`tile_header`'s limits) before the pixels are decoded; a file
     that fails to decode (truncated, corrupt) is one line naming it."""
-    with _open(path) as src:
+    with open_raster(path) as src:
         head = _check_header(path, src)
         try:
             arr = src.read()
