@@ -73,6 +73,14 @@ def edit_meta(city: Path, edit: Callable[[dict], None] | None = None, **changes:
     (city / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
 
 
+def raw_file(name: str, data: bytes) -> Callable[[Path], str]:
+    """A spoiler that writes ``data`` as the file ``name`` of a folder and returns the name."""
+    def write(folder: Path) -> str:
+        (folder / name).write_bytes(data)
+        return name
+    return write
+
+
 def quick_sets(work: Path) -> list[str]:
     """``--set`` items that keep a refusal test fast and its cache inside ``work``."""
     return ["--set", "train.max_epochs=2", "--set", f"features.cache_dir={work / 'cache'}"]

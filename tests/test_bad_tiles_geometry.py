@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import rasterio
 import yaml
-from refusal import CONFIG, expect_refusal, quick_sets, small_city
+from refusal import CONFIG, expect_refusal, quick_sets, raw_file, small_city
 
 from urbanmoe.cli import main
 from urbanmoe.data.tiles import MAX_TILE_SIDE, MIN_TILE_SIDE, read_tile
@@ -211,13 +211,6 @@ def _gpkg(edit: Callable[[object], object] = lambda g: g, **kw: object
     return write
 
 
-def _raw(name: str, data: bytes) -> Callable[[Path], str]:
-    def write(city: Path) -> str:
-        (city / name).write_bytes(data)
-        return name
-    return write
-
-
 def _truncated_gpkg(city: Path) -> str:
     _gpkg()(city)
     _cut(city / "areas.gpkg", 0.3)
@@ -249,11 +242,12 @@ class GeoCase:
 
 
 GEO_CASES = [
-    GeoCase("garbage bytes", _raw("areas.gpkg", b"\x01not a geopackage" * 100),
+    GeoCase("garbage bytes", raw_file("areas.gpkg", b"\x01not a geopackage" * 100),
             ("areas.gpkg", "not a vector file GDAL can read")),
     GeoCase("truncated GeoPackage", _truncated_gpkg, ("areas.gpkg", "not a vector file")),
-    GeoCase("empty file", _raw("areas.gpkg", b""), ("areas.gpkg", "an empty file")),
-    GeoCase("GeoJSON that is not JSON", _raw("areas.geojson", b'{"type": "FeatureCollection", '),
+    GeoCase("empty file", raw_file("areas.gpkg", b""), ("areas.gpkg", "an empty file")),
+    GeoCase("GeoJSON that is not JSON",
+            raw_file("areas.geojson", b'{"type": "FeatureCollection", '),
             ("areas.geojson", "not a vector file")),
     GeoCase("ids that do not match", _gpkg(ids=[f"x{i:03d}" for i in range(60)]),
             ("areas.gpkg", "'region_id'", "'r000'", "has no shape", "60 of 60")),

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from refusal import CONFIG, checksums, expect_refusal
+from refusal import CONFIG, checksums, expect_refusal, raw_file
 
 from urbanmoe.cli import main
 from urbanmoe.data.sources.hafusion import FILES, GROUPS, RELATIONS, TARGETS
@@ -68,13 +68,6 @@ def _save(name: str, value: Callable[[np.ndarray], np.ndarray]) -> Callable[[Pat
     return spoil
 
 
-def _raw(name: str, data: bytes) -> Callable[[Path], str]:
-    def spoil(city: Path) -> str:
-        (city / name).write_bytes(data)
-        return name
-    return spoil
-
-
 def _gone(name: str) -> Callable[[Path], str]:
     def spoil(city: Path) -> str:
         (city / name).unlink()
@@ -107,8 +100,8 @@ BAD = [
      ("landUse_dist.npy", "2-D")),
     ("text, not numbers", _save("mob_dist.npy", lambda a: a.astype(str)),
      ("mob_dist.npy", "numeric")),
-    ("garbage bytes", _raw("poi_dist.npy", b"not numpy"), ("poi_dist.npy", "cannot be read")),
-    ("a pickle", _raw("crime_counts.npy", b"\x93NUMPY\x01\x00v\x00{'descr': '|O', "
+    ("garbage bytes", raw_file("poi_dist.npy", b"not numpy"), ("poi_dist.npy", "cannot be read")),
+    ("a pickle", raw_file("crime_counts.npy", b"\x93NUMPY\x01\x00v\x00{'descr': '|O', "
                       b"'fortran_order': False, 'shape': (3,), }" + b" " * 60 + b"\n"),
      ("crime_counts.npy", "cannot be read")),
     ("missing file", _gone("serviceCall_counts.npy"), ("serviceCall_counts.npy", "not found")),
