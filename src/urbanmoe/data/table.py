@@ -19,12 +19,13 @@ from urbanmoe.readers import check_schema, load_yaml, read_csv, read_yaml
 
 if TYPE_CHECKING:
     from urbanmoe.data.groups import FeatureGroup
+    from urbanmoe.data.relations import Relation
 
 ID = "region_id"
 POI_PREFIX = "poi_"
 TRANSFORMS = ("log1p", "none")
 _DATASET_KEYS = {"name", "city", "table", "targets", "embeddings", "feature_groups", "bbox",
-                 "geometry", "noise_ceiling", "source"}
+                 "geometry", "noise_ceiling", "source", "relations"}
 _TARGET_KEYS = {"transform", "unit"}
 # every number a model takes is computed in float32: a value beyond its range would be infinite
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -43,6 +44,8 @@ class RegionDataset:
     meta: dict[str, Any] = field(default_factory=dict)
     # tabular feature groups by name (data/groups.py); ``pois`` holds the poi_ columns
     feature_groups: dict[str, FeatureGroup] = field(default_factory=dict)
+    # region x region relations by name (data/relations.py)
+    relations: dict[str, Relation] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -84,6 +87,10 @@ class RegionDataset:
         if rel is None:
             return None
         return read_embeddings(self.root / rel, self.ids)
+
+    def relation(self, name: str) -> np.ndarray:
+        """Relation ``name`` as an (N, N) float64 matrix in table order (data/relations.py)."""
+        return self.relations[name].dense(self.ids)
 
     @property
     def table_path(self) -> Path:
@@ -338,10 +345,13 @@ def load_dataset(root: Path) -> RegionDataset:
     path = root / str(meta["table"])
     df = read_table(path)
     _check_ids(df, path)
-    from urbanmoe.data.groups import check_group_values, parse_groups  # (imports this module)
+    from urbanmoe.data.groups import RESERVED, check_group_values, parse_groups  # (imports this)
     from urbanmoe.data.leaks import check_leaks, embedding_columns
+    from urbanmoe.data.relations import check_relations, parse_relations
 
     groups = parse_groups(meta.get("feature_groups"), df, root / "dataset.yaml")
+    taken = {*groups, *(meta.get("embeddings") or {}), *RESERVED}
+    relations = parse_relations(meta.get("relations"), root, root / "dataset.yaml", taken)
     check_leaks(root / "dataset.yaml", meta["targets"], df.columns, groups,
                 embedding_columns(root, meta.get("embeddings")))
     _check_targets(df, meta["targets"], path)
@@ -357,7 +367,9 @@ def load_dataset(root: Path) -> RegionDataset:
         transforms={k: v["transform"] for k, v in meta["targets"].items()},
         meta=meta,
         feature_groups=groups,
+        relations=relations,
     )
+    check_relations(relations, ds.ids)
     for modality in meta.get("embeddings") or {}:
         ds.embedding(modality)  # validate ids and values now, not mid-training
     from urbanmoe.data.geometry import geometry_path  # (imports this module)

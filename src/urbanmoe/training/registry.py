@@ -41,6 +41,9 @@ class Representation:
     n_params: int  # trainable parameters of the encoder (0 for PCA's closed form counts too)
     loss_history: list[float] = field(default_factory=list)  # its objective, per epoch
     note: str = ""  # said in the tables, e.g. "trained from scratch (no ImageNet weights)"
+    # epoch -> (N, d) features at that epoch: the checkpoints an evaluation protocol may choose
+    # among (``evaluation/protocols.py``); ``features`` is the final one
+    snapshots: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

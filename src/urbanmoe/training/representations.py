@@ -76,12 +76,19 @@ def learned(spec: ModelSpec, prep: Prepared, b: dict[str, Any], seed: int,
         path, lambda p: read_npz(p, "a cached representation", keys))
     if z is not None:
         log.info("%s: representation from cache %s", spec.name, path)
+        snaps = read_npz(path, "a cached representation")  # older entries hold none
+        epochs = snaps.get("snapshot_epochs", np.zeros(0, dtype=np.int64)).tolist()
         return Representation(features=z["features"], n_params=int(z["n_params"]),
-                              loss_history=z["loss_history"].tolist(), note=str(z["note"]))
+                              loss_history=z["loss_history"].tolist(), note=str(z["note"]),
+                              snapshots={int(e): snaps["snapshots"][k]
+                                         for k, e in enumerate(epochs)})
     rep: Representation = spec.function()(prep, b, seed, device, progress)
     if path is not None:
         with atomic_path(path, "cache") as tmp, open(tmp, "wb") as f:
             np.savez(f, features=rep.features, n_params=rep.n_params,
                      loss_history=np.asarray(rep.loss_history, dtype=np.float64),
-                     note=np.asarray(rep.note))
+                     note=np.asarray(rep.note),
+                     snapshot_epochs=np.asarray(sorted(rep.snapshots), dtype=np.int64),
+                     snapshots=np.stack([rep.snapshots[e] for e in sorted(rep.snapshots)])
+                     if rep.snapshots else np.zeros((0, *rep.features.shape), np.float32))
     return rep

@@ -11,7 +11,7 @@ matrices. This module turns one city folder into the contract of docs/data.md:
 - targets ``check_in``, ``crime``, ``service_call`` (raw counts, ``log1p`` by default);
 - the POI counts as ``poi_00`` ... (the ``pois`` group), the land-use counts as a feature group
   ``landuse`` (``landuse_00`` ...): the upstream files name no categories;
-- the four matrices copied, checked, into ``relations/`` and listed under ``source``.
+- the four matrices copied, checked, into ``relations/`` and declared under ``relations:``.
 
 Every file is checked before anything is written (shape, region count, finite, non-negative):
 one line naming the file and the value. It never downloads anything.
@@ -49,6 +49,8 @@ RELATIONS = {  # region x region matrices, copied as they are
     "poi_similarity": "poi_simi.npy",
     "landuse_similarity": "landUse_simi.npy",
 }
+# a second sample of the same trips (docs/hafusion.md): HAFusion's view input, not a profile
+NO_PROFILE = ("mobility_dist",)
 FILES = [f for f, _ in TARGETS.values()] + list(GROUPS.values()) + list(RELATIONS.values())
 
 
@@ -114,6 +116,8 @@ def import_hafusion_city(city_dir: Path, out_dir: Path, *, name: str | None = No
         "table": "regions.parquet",
         "targets": {t: {"transform": "log1p", "unit": unit} for t, (_, unit) in TARGETS.items()},
         "feature_groups": {"landuse": {"prefix": "landuse_"}},
+        "relations": {r: ({"path": f"relations/{f}", "profile": False} if r in NO_PROFILE
+                          else f"relations/{f}") for r, f in RELATIONS.items()},
         "source": {
             "repository": f"https://github.com/{REPOSITORY}",
             "commit": COMMIT,
@@ -123,7 +127,6 @@ def import_hafusion_city(city_dir: Path, out_dir: Path, *, name: str | None = No
                           "sha256": sha256_file(city_dir / f)} for f in FILES},
             "regions": n,
             "order": "rows in the upstream files' order (region_id r000 is row 0)",
-            "relations": {r: f"relations/{f}" for r, f in RELATIONS.items()},
             "categories": {g: int(x.shape[1]) for g, x in groups.items()},
             "zero_labels": {t: int((y == 0).sum()) for t, y in labels.items()},
         },
