@@ -69,8 +69,11 @@ def build_encoder(modality: str, settings: dict[str, Any]) -> Encoder:
 def encoder_settings(features: Mapping[str, Any], modality: str) -> dict[str, Any]:
     """``features.<modality>``, with ``features.remoteclip`` attached when it selects RemoteCLIP
     (one checkpoint serves both the image and the text encoder)."""
-    # only raw images and texts are encoded; feature groups and embeddings need no settings
-    out = dict(features[modality]) if modality in MODALITIES else {}
+    # only raw images and texts are encoded, and relations profiled; feature groups and
+    # embeddings need no settings
+    if modality not in MODALITIES:
+        return {"relations": dict(features.get("relations") or {"max_dim": 512, "seed": 0})}
+    out = dict(features[modality])
     if out.get("encoder") == "remoteclip":
         out["remoteclip"] = dict(features.get("remoteclip") or {})
     return out
@@ -78,8 +81,11 @@ def encoder_settings(features: Mapping[str, Any], modality: str) -> dict[str, An
 
 def has_modality(ds: RegionDataset, modality: str) -> bool:
     """Whether the dataset carries this modality: precomputed embeddings, a tabular feature
-    group (``data/groups.py``), or raw images or texts."""
+    group (``data/groups.py``), a relation's row profile (``features/relations.py``), or raw
+    images or texts."""
     if (ds.meta.get("embeddings") or {}).get(modality) or modality in ds.feature_groups:
+        return True
+    if modality in ds.relations:
         return True
     return {"image": ds.image_paths, "text": ds.texts}.get(modality) is not None
 
@@ -107,7 +113,7 @@ def modality_features(
     progress: bool = True,
 ) -> np.ndarray | None:
     """Features of one modality: precomputed if the dataset ships them, the transformed columns
-    of a tabular feature group, else encoded (cached).
+    of a tabular feature group, a relation's row profile, else encoded (cached).
 
     Returns None when the dataset has no such modality.
     """
@@ -116,6 +122,10 @@ def modality_features(
         return shipped
     if modality in ds.feature_groups:
         return ds.feature_groups[modality].matrix(ds.table)
+    if modality in ds.relations:
+        from urbanmoe.features.relations import relation_profile
+
+        return relation_profile(ds, modality, settings["relations"])
     if not has_modality(ds, modality):
         return None
     return _encode_cached(ds, build_encoder(modality, settings), cache_dir, progress)[0]

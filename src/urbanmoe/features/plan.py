@@ -9,6 +9,8 @@ may bring other modalities: precomputed embeddings and tabular feature groups
   every feature group wider than ``model.context_max_columns``; the ``pois`` group (the
   ``poi_`` columns) is p itself when there is such a branch (the paper's set-up), and a branch
   of its own otherwise;
+* the row profile of every relation (``features/relations.py``) not declared
+  ``profile: false``, each a branch of its own;
 * **context**: the feature groups of at most ``model.context_max_columns`` columns, appended to
   z beside p, so that two mobility flows do not get a module of experts of their own (when
   nothing else forms a branch, they do).
@@ -56,13 +58,15 @@ def plan_inputs(ds: RegionDataset, m: Mapping[str, Any]) -> InputPlan:
         primary = [x for x in MODALITIES if has_modality(ds, x)]
         primary += [x for x in embedded if x not in primary]
         tabular = [g for g in groups if not (g == POI_GROUP and primary)]
+        profiled = [r for r, rel in ds.relations.items() if rel.profile]
         if m.get("context", AUTO) == AUTO:
             context = [g for g in tabular if len(groups[g].columns) <= small]
-            if not primary and len(context) == len(tabular):
+            if not primary and not profiled and len(context) == len(tabular):
                 context = []  # nothing else to append them to: they form the branches
         else:
             context = list(m["context"])
         branches = primary + [g for g in tabular if g not in context]
+        branches += profiled
     both = sorted(set(branches) & set(context))
     if both:
         raise ConfigError(f"model.context: {both[0]!r} is also one of model.branches")
