@@ -43,6 +43,7 @@ def collect(roots: Iterable[Path]) -> pd.DataFrame:
             rows += [{
                 "dataset": m["dataset"], "model": m["model"], "split": m["split"]["kind"],
                 "variant": m.get("variant") or m["model"],
+                "protocol": (m.get("protocol") or {}).get("name", "project"),
                 "seed": m["seed"], "fold": f["fold"], "run": str(path.parent),
                 "n_test": f["n_test"], **flatten(f["log_scale"]),
                 "params": eff["params"], "peak_memory_mb": eff["peak_memory_mb"],

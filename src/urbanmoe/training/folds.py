@@ -59,14 +59,16 @@ class FoldRun:
 
 def fit_folds(ds: RegionDataset, spec: registry.ModelSpec, cfg: dict[str, Any], seed: int,
               device: torch.device, cache: Path | None, progress: bool,
-              split: Split | None, state: dict[str, torch.Tensor] | None = None
+              split: Split | list[Split] | None, state: dict[str, torch.Tensor] | None = None
               ) -> list[FoldRun]:
-    """Prepare and fit every split of the run (``split`` if given); the RNGs are seeded
-    afresh before each fold, so that a fold's result does not depend on those before it.
+    """Prepare and fit every split of the run (``split`` if given: one, or the folds of an
+    evaluation protocol); the RNGs are seeded afresh before each fold, so that a fold's result
+    does not depend on those before it.
 
     Given a run's ``state`` (``urbanmoe predict``), the torch modules take its weights instead
     of training, and every region is predicted, not the test part alone (no routing)."""
-    splits = [split] if split is not None else fold_splits(ds, cfg["split"], seed)
+    splits = (fold_splits(ds, cfg["split"], seed) if split is None
+              else list(split) if isinstance(split, list) else [split])
     out = []
     for k, fold_split in enumerate(splits):
         if k:

@@ -56,6 +56,8 @@ class ModelSpec:
     single_task: bool = False
     needs: tuple[str, ...] = ()  # "image", "text", "coords", "poi", "branch" (any configured)
     label: str = ""  # row label in Table 2
+    # a representation learned without labels: the same for every split, learned once per seed
+    label_free: bool = False
 
     def function(self) -> Callable[..., Any]:
         module, func = self.target.split(":")
@@ -63,8 +65,8 @@ class ModelSpec:
 
 
 def _spec(name: str, family: Family, target: str, label: str, *, st: bool = False,
-          needs: tuple[str, ...] = ()) -> ModelSpec:
-    return ModelSpec(name, family, target, st, needs, label)
+          needs: tuple[str, ...] = (), label_free: bool = False) -> ModelSpec:
+    return ModelSpec(name, family, target, st, needs, label, label_free)
 
 
 _FACTORY = "models.factory:build_model"

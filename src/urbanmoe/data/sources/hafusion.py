@@ -51,6 +51,13 @@ RELATIONS = {  # region x region matrices, copied as they are
 }
 # a second sample of the same trips (docs/hafusion.md): HAFusion's view input, not a profile
 NO_PROFILE = ("mobility_dist",)
+# their evaluation as their code runs it per city (tasks_*/*.py; docs/hafusion.md), stated with
+# the data so that protocol.name: hafusion reproduces it (evaluation/protocols.py)
+PROTOCOLS = {
+    "NY": {"folds": 10, "shuffle": False, "drop_zero": []},
+    "Chi": {"folds": 25, "shuffle": True, "random_state": 2024, "drop_zero": ["check_in"]},
+    "SF": {"folds": 10, "shuffle": True, "random_state": 2024, "drop_zero": ["check_in"]},
+}
 FILES = [f for f, _ in TARGETS.values()] + list(GROUPS.values()) + list(RELATIONS.values())
 
 
@@ -128,6 +135,7 @@ def import_hafusion_city(city_dir: Path, out_dir: Path, *, name: str | None = No
             "regions": n,
             "order": "rows in the upstream files' order (region_id r000 is row 0)",
             "categories": {g: int(x.shape[1]) for g, x in groups.items()},
+            **({"protocols": {"hafusion": PROTOCOLS[suffix]}} if suffix in PROTOCOLS else {}),
             "zero_labels": {t: int((y == 0).sum()) for t, y in labels.items()},
         },
     }
