@@ -270,6 +270,8 @@ METRICS_SCHEMA: dict[str, Any] = {
         "split": {"type": "object", "required": ["kind"], "properties": {
             "kind": {"type": "string"}, "n_test": {"type": "integer"}}},
         "skipped": {"type": "string"},
+        "protocol": {"type": "object", "required": ["name"],
+                     "properties": {"name": {"type": "string"}}},
         "log_scale": _SCORES, "original_scale": _SCORES,
         "folds": {"type": "array", "items": {
             "type": "object", "required": ["fold", "n_test", "log_scale"],

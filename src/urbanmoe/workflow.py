@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from urbanmoe.evaluation import hafusion_runs
 from urbanmoe.evaluation.experiments import ablation_variants, figure3_variants, item_variants
 from urbanmoe.paper_items import ITEMS, experiments, outputs_of, rows_from
 from urbanmoe.training.registry import MODELS
@@ -178,6 +179,8 @@ def experiment_runs(cfg: Config, experiment: str) -> list[str]:
         return transfer_runs(cfg)
     if experiment == "figures4_5":
         return [figure_run(cfg)]
+    if experiment == "hafusion":
+        return hafusion_runs.runs(cfg)
     items = [i for i in ITEMS.values() if i.experiment == experiment]
     if not items:
         raise KeyError(f"no paper item or run collection mirrors into {experiment!r}")
@@ -228,7 +231,8 @@ def artifacts(notebook: str) -> list[str]:
 
 def all_artifacts() -> list[str]:
     """Every paper table and figure file, the claims included."""
-    files = [f"{FIGURES}/{f}" for item in ITEMS.values() for f in item.outputs]
+    files = [f"{FIGURES}/{f}" for item in ITEMS.values() if item.target == "paper"
+             for f in item.outputs]
     files += artifacts("ablations.ipynb")
     return list(dict.fromkeys(files))
 
@@ -311,7 +315,7 @@ def data_note(cfg: Config) -> str:
     return "; ".join(parts) + ", not the data of the paper"
 
 
-class Plan:
+class Plan(hafusion_runs.HafusionPlan):
     """What the rules ask of one configuration. ``common.smk`` makes one
     (``plan = Plan(config, repo)``); the rules name its lists (attributes), its input functions
     (which take Snakemake's ``wildcards``) and its params functions (``wildcards`` and the job's
@@ -336,6 +340,7 @@ class Plan:
         self.figure_run = figure_run(cfg)
         self.prediction_maps = prediction_maps(cfg)
         self.experiments = paper_experiments()
+        self.hafusion_experiments = paper_experiments("hafusion")
         self.spatial_experiments = spatial_experiments(cfg)
         self.paper_artifacts = all_artifacts()
         self.spatial_artifacts = spatial_artifacts(cfg)
@@ -345,6 +350,7 @@ class Plan:
         self.datasets_yaml = f"datasets: {yaml_list(self.datasets)}"
         self.dataset_dirs_yaml = f"dataset_dirs: {yaml_list(self.dataset_dirs)}"
         self.ablation_grids = ablation_grids(cfg)
+        self.hafusion_init()
 
     def notebook(self, name: str) -> str:
         """A notebook of the repository's notebooks/."""

@@ -11,7 +11,8 @@ rule track:
     benchmark:
         "results/benchmarks/track/{experiment}.tsv",
     wildcard_constraints:
-        experiment="|".join(plan.experiments + plan.spatial_experiments),
+        experiment="|".join(plan.experiments + plan.spatial_experiments
+                            + plan.hafusion_experiments),
     threads: 1
     resources:
         mem_mb=1500,
