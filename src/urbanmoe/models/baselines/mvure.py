@@ -83,26 +83,30 @@ def _glorot(*shape: int) -> nn.Parameter:
 
 
 class DenseGAT(nn.Module):
-    """Multi-head graph attention over a dense (n, n) mask (Eq. 1-3; ``layers.GraphAttention``).
+    """Multi-head graph attention over dense (n, n) masks (Eq. 1-3; ``layers.GraphAttention``),
+    one independent GAT per view, computed together.
 
-    Heads are concatenated: ``(n, in_dim) -> (n, heads * head_dim)``.
+    ``forward(x, bias)``: ``x`` (n, in_dim) shared by the views, ``bias`` (V, n, n) from
+    :func:`attention_bias`; returns (V, n, heads * head_dim), the heads concatenated.
     """
 
-    def __init__(self, in_dim: int, head_dim: int, heads: int, coef_dropout: float) -> None:
+    def __init__(self, n_views: int, in_dim: int, head_dim: int, heads: int,
+                 coef_dropout: float) -> None:
         super().__init__()
-        self.weight = _glorot(heads, in_dim, head_dim)
-        self.a_1 = _glorot(heads, head_dim, 1)
-        self.a_2 = _glorot(heads, head_dim, 1)
-        self.bias = nn.Parameter(torch.zeros(heads, 1, head_dim))
+        self.weight = _glorot(n_views, heads, in_dim, head_dim)
+        self.a_1 = _glorot(n_views, heads, head_dim, 1)
+        self.a_2 = _glorot(n_views, heads, head_dim, 1)
+        self.bias = nn.Parameter(torch.zeros(n_views, heads, 1, head_dim))
         self.coef_dropout = coef_dropout
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        h = torch.einsum("ni,hio->hno", x, self.weight)  # (H, n, o)
-        logits = h @ self.a_1 + (h @ self.a_2).transpose(1, 2)  # (H, n, n): i attends to j
-        coefs = torch.softmax(F.leaky_relu(logits, 0.2) + bias, dim=-1)
+        h = torch.einsum("ni,vhio->vhno", x, self.weight)  # (V, H, n, o)
+        logits = h @ self.a_1 + (h @ self.a_2).transpose(2, 3)  # (V, H, n, n): i attends to j
+        coefs = torch.softmax(F.leaky_relu(logits, 0.2) + bias[:, None], dim=-1)
         coefs = F.dropout(coefs, self.coef_dropout, self.training)
-        out = torch.relu(coefs @ h + self.bias)  # (H, n, o)
-        return out.transpose(0, 1).reshape(x.shape[0], -1)
+        out = torch.relu(coefs @ h + self.bias)  # (V, H, n, o)
+        v, heads, n, o = out.shape
+        return out.permute(0, 2, 1, 3).reshape(v, n, heads * o)
 
 
 class ViewSharing(nn.Module):
@@ -146,7 +150,7 @@ class ViewFusion(nn.Module):
 
 
 class MVURE(nn.Module):
-    """The whole encoder: one :class:`DenseGAT` per view, sharing, fusion.
+    """The whole encoder: a GAT per view (:class:`DenseGAT`), sharing, fusion.
 
     ``forward(x, biases)`` with ``biases`` (V, n, n) from :func:`attention_bias`, views in the
     order origin mobility, destination mobility, then the attribute graphs; returns the region
@@ -160,15 +164,14 @@ class MVURE(nn.Module):
         if n_views < 2:
             raise ValueError(f"MVURE needs the two mobility views, got {n_views} views")
         dim = heads * head_dim
-        self.gats = nn.ModuleList(DenseGAT(in_dim, head_dim, heads, coef_dropout)
-                                  for _ in range(n_views))
+        self.gat = DenseGAT(n_views, in_dim, head_dim, heads, coef_dropout)
         self.share = ViewSharing(dim, share_dim, share_heads, share_over)
         self.fuse = ViewFusion(dim)
         self.alpha, self.beta, self.dim = alpha, beta, dim
 
     def forward(self, x: torch.Tensor, biases: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        views = torch.stack([gat(x, b) for gat, b in zip(self.gats, biases, strict=True)])
+        views = self.gat(x, biases)
         views = self.alpha * self.share(views) + (1 - self.alpha) * views
         emb = self.fuse(views)
         return emb, self.beta * views + (1 - self.beta) * emb
