@@ -5,6 +5,7 @@ matrix, a K-fold run, and the skip without relations."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -100,8 +101,6 @@ def test_a_seeded_fit(city: Path) -> None:
 
 def test_defaults_on_feature_groups_and_one_flow_matrix(city: Path, tmp_path: Path) -> None:
     """A user's city: one relation under another name, no similarity relations."""
-    import shutil
-
     own = tmp_path / "own"
     shutil.copytree(city, own)
     meta = yaml.safe_load((own / "dataset.yaml").read_text())
@@ -123,11 +122,19 @@ def test_a_kfold_run_and_the_skip(city: Path, tmp_path: Path, toy_table) -> None
                              "train.max_epochs=5", "baselines.head_patience=2",
                              f"features.cache_dir={tmp_path / 'cache'}",
                              f"baselines.cache_dir={tmp_path / 'bcache'}"])
-    metrics = train_run(city, 0, tmp_path / "run", cfg, progress=False)
+    own = tmp_path / "own"
+    shutil.copytree(city, own)
+    metrics = train_run(own, 0, tmp_path / "run", cfg, progress=False)
     on_disk = json.loads((tmp_path / "run/metrics.json").read_text())
     assert on_disk["split"]["folds"] == 3 and np.isfinite(on_disk["log_scale"]["avg"]["r2"])
     assert any("MVURE" in n for n in metrics["notes"])
-    assert list((tmp_path / "bcache").glob("mvure-seed0-*.npz"))
+    assert len(list((tmp_path / "bcache").glob("mvure-seed0-*.npz"))) == 3  # one per fold
+    train_run(own, 0, tmp_path / "again", cfg, progress=False)  # read back: no new entry
+    assert len(list((tmp_path / "bcache").glob("mvure-seed0-*.npz"))) == 3
+    # a relation replaced in place is a new representation
+    np.save(own / "relations/mob-adj.npy", np.load(own / "relations/mob-adj.npy")[::-1])
+    train_run(own, 0, tmp_path / "own_run", cfg, progress=False)
+    assert len(list((tmp_path / "bcache").glob("mvure-seed0-*.npz"))) == 6
     plain = write_dataset(tmp_path / "toy", toy_table)  # POIs and text, no relation
     skipped = train_run(plain, 0, tmp_path / "skip", cfg, progress=False)
     assert "MVURE needs a region x region relation" in skipped["skipped"]
