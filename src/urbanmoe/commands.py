@@ -160,11 +160,13 @@ def _print_run(metrics: dict[str, Any], run_dir: Path) -> None:
     if "skipped" in metrics:
         print(f"{head} skipped: {metrics['skipped']} (recorded in {run_dir})")
         return
-    log_scale = metrics["log_scale"]
+    theirs = (metrics.get("protocol") or {}).get("name", "project") != "project"
+    scores = metrics["original_scale" if theirs else "log_scale"]  # the protocol's own scale
     ceiling = metrics.get("noise_ceiling") or {}
-    print(f"{head} -> {run_dir}")
+    scale = f"protocol {metrics['protocol']['name']}, raw scale" if theirs else "log1p scale"
+    print(f"{head} -> {run_dir} ({scale})")
     for task in [*metrics["tasks"], "avg"]:
-        m = log_scale[task]
+        m = scores[task]
         extra = f"  (noise ceiling R2 {ceiling[task]:.4f})" if task in ceiling else ""
         print(f"  {task:<12} R2 {m['r2']:.4f}  RMSE {m['rmse']:.4f}  MAE {m['mae']:.4f}{extra}")
     eff = metrics["efficiency"]

@@ -111,6 +111,8 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
           st=True, needs=("image", "text")),
     _spec("urbanclip_mt", "representation", f"{_BASELINES}.urbanclip:learn", "UrbanCLIP (MT)",
           needs=("image", "text")),
+    _spec("mvure", "representation", f"{_BASELINES}.mvure:learn", "MVURE", needs=("relation",),
+          label_free=True),
     # per task, the candidate validation prefers (training/auto.py); it fits them itself
     _spec("auto", "auto", "", "Auto (best on validation)"),
 ]}
@@ -140,6 +142,10 @@ def skip_reason(spec: ModelSpec, ds: RegionDataset, m: Mapping[str, Any]) -> str
         elif need == "poi":
             if not ds.poi_columns:
                 return f"{spec.label} needs POI counts; {ds.name} has none"
+        elif need == "relation":
+            if not ds.relations:
+                return (f"{spec.label} needs a region x region relation (dataset.yaml "
+                        f"relations:); {ds.name} has none")
         elif {"image": ds.image_paths, "text": ds.texts}[need] is None:
             column = {"image": "image_path", "text": "text"}[need]
             return f"{spec.label} needs raw {need} data (column {column}); {ds.name} has none"

@@ -9,8 +9,9 @@ exactly those and cached as one ``.npz`` under ``baselines.cache_dir``, so
 * a rerun that changes only the head (``baselines.head_hidden``, ``train.*``) reads it.
 
 Reading it back gives the same float32 features, so the runs' numbers do not change.
-Tiles are identified by their paths in the region table (as the feature cache does): a tile
-replaced in place under the same name is not noticed; clear the cache folder then.
+Relations (``dataset.yaml: relations``) are identified by their files' content. Tiles are
+identified by their paths in the region table (as the feature cache does): a tile replaced in
+place under the same name is not noticed; clear the cache folder then.
 """
 
 from __future__ import annotations
@@ -50,11 +51,14 @@ def representation_key(spec: ModelSpec, prep: Prepared, b: dict[str, Any], seed:
     ds, s = prep.ds, prep.split
     seen = {} if spec.label_free else {"labels": _digest(prep.y_log),
                                        "split": _digest(s.train, s.val, s.test)}
-    return config_hash({
+    key = {
         "learn": spec.target, "root": str(Path(ds.root).resolve()), "meta": ds.meta,
         "table": sha256_file(ds.table_path), **seen, "seed": seed, "device": device.type,
         "settings": {k: v for k, v in b.items() if k not in NOT_REPRESENTATION},
-        "torch": torch.__version__})
+        "torch": torch.__version__}
+    if ds.relations:  # a relation file replaced in place (MVURE's graphs); absent: keys as before
+        key["relations"] = {n: sha256_file(r.path) for n, r in sorted(ds.relations.items())}
+    return config_hash(key)
 
 
 def cache_path(spec: ModelSpec, prep: Prepared, b: dict[str, Any], seed: int,
