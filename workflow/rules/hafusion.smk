@@ -50,7 +50,7 @@ rule hafusion_table:
         published=plan.published("published_hafusion_icde24.csv"),
         runs=plan.hafusion_runs,
     output:
-        plan.hafusion_artifacts,
+        reported("hafusion.ipynb"),
         notebook="results/notebooks/hafusion.ipynb",
     log:
         "logs/paper/hafusion.log",
