@@ -54,7 +54,7 @@ class ModelSpec:
     family: Family
     target: str  # "module:function" under urbanmoe
     single_task: bool = False
-    needs: tuple[str, ...] = ()  # "image", "text", "coords", "poi", "branch" (any configured)
+    needs: tuple[str, ...] = ()  # "image", "text", "coords", "poi", "relation", "branch"
     label: str = ""  # row label in Table 2
 
     def function(self) -> Callable[..., Any]:
@@ -109,6 +109,8 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
           st=True, needs=("image", "text")),
     _spec("urbanclip_mt", "representation", f"{_BASELINES}.urbanclip:learn", "UrbanCLIP (MT)",
           needs=("image", "text")),
+    _spec("hafusion", "representation", f"{_BASELINES}.hafusion:learn", "HAFusion", st=True,
+          needs=("relation",)),
     # per task, the candidate validation prefers (training/auto.py); it fits them itself
     _spec("auto", "auto", "", "Auto (best on validation)"),
 ]}
@@ -135,6 +137,10 @@ def skip_reason(spec: ModelSpec, ds: RegionDataset, m: Mapping[str, Any]) -> str
         elif need == "coords":
             if ds.coords is None:
                 return f"{spec.label} needs lat/lon; {ds.name} has none"
+        elif need == "relation":
+            if not ds.relations:
+                return (f"{spec.label} needs a region x region relation (relations: in "
+                        f"dataset.yaml, e.g. mobility flows); {ds.name} has none")
         elif need == "poi":
             if not ds.poi_columns:
                 return f"{spec.label} needs POI counts; {ds.name} has none"
