@@ -113,7 +113,7 @@ def inputs(ds: RegionDataset, views: list[str], mobility: str, mob_input: str,
         elif v in similarity:
             sims.append(ds.relation(similarity[v]))
         else:
-            sims.append(cosine_matrix(torch.from_numpy(x)).numpy())
+            sims.append(cosine_matrix(torch.tensor(x)).numpy())
     trips = ds.relation(mobility)
     mean = float(trips.mean())
     if not mean > 0:
