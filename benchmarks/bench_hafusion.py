@@ -13,7 +13,7 @@ number: a selection on the test folds), beside the published R² of
 ``../shared/paper/published_hafusion_icde24.csv``. Asserts nothing.
 
     python benchmarks/bench_hafusion.py [--root ../shared/data/hafusion] [--seeds 0]
-        [--cities NY Chi SF] [--set key=value ...]
+        [--cities NY Chi SF] [--set key=value ...] [--curve]
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--cities", nargs="+", default=list(UPSTREAM))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--curve", action="store_true", help="also print R² at every snapshot")
     args = ap.parse_args()
     published = pd.read_csv(HERE.parent / "shared/paper/published_hafusion_icde24.csv")
     published = published[published["model"] == "HAFusion"].set_index(["task", "city"])["r2"]
@@ -106,6 +107,9 @@ def main() -> None:
                     per = {e: upstream_r2(city, task, s.astype(np.float64), y)
                            for e, s in rep.snapshots.items()}
                     best = max(per, key=per.get)
+                    if args.curve:
+                        print(f"{city} {task} R² by epoch: "
+                              + ", ".join(f"{e}: {r:.3f}" for e, r in sorted(per.items())))
                     rows.append({"city": city, "seed": seed, "task": task, "fit_s": secs,
                                  "final": upstream_r2(city, task,
                                                       rep.features.astype(np.float64), y),
