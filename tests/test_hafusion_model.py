@@ -160,6 +160,8 @@ def test_train_runs_end_to_end_under_kfold(city: Path, tmp_path: Path) -> None:
     assert np.isfinite(on_disk["log_scale"]["avg"]["r2"])
     assert any(n.startswith("HAFusion reimplemented") for n in on_disk["notes"])
     assert len(pd.read_parquet(tmp_path / "run/predictions.parquet")) == N
+    # it never reads the labels or the split: learned once for the three folds
+    assert len(list((tmp_path / "bcache").glob("hafusion-seed0-*.npz"))) == 1
 
 
 def test_a_dataset_without_relations_is_skipped(tmp_path: Path,

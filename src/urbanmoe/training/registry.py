@@ -56,6 +56,9 @@ class ModelSpec:
     single_task: bool = False
     needs: tuple[str, ...] = ()  # "image", "text", "coords", "poi", "relation", "branch"
     label: str = ""  # row label in Table 2
+    # a representation learned from every region's inputs alone, never the labels or the
+    # split (HAFusion): cached once for all folds (``training/representations.py``)
+    split_free: bool = False
 
     def function(self) -> Callable[..., Any]:
         module, func = self.target.split(":")
@@ -63,8 +66,8 @@ class ModelSpec:
 
 
 def _spec(name: str, family: Family, target: str, label: str, *, st: bool = False,
-          needs: tuple[str, ...] = ()) -> ModelSpec:
-    return ModelSpec(name, family, target, st, needs, label)
+          needs: tuple[str, ...] = (), split_free: bool = False) -> ModelSpec:
+    return ModelSpec(name, family, target, st, needs, label, split_free)
 
 
 _FACTORY = "models.factory:build_model"
@@ -110,7 +113,7 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
     _spec("urbanclip_mt", "representation", f"{_BASELINES}.urbanclip:learn", "UrbanCLIP (MT)",
           needs=("image", "text")),
     _spec("hafusion", "representation", f"{_BASELINES}.hafusion:learn", "HAFusion", st=True,
-          needs=("relation",)),
+          needs=("relation",), split_free=True),
     # per task, the candidate validation prefers (training/auto.py); it fits them itself
     _spec("auto", "auto", "", "Auto (best on validation)"),
 ]}

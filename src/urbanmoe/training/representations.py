@@ -45,12 +45,17 @@ def _digest(*arrays: np.ndarray) -> str:
 def representation_key(spec: ModelSpec, prep: Prepared, b: dict[str, Any], seed: int,
                        device: torch.device) -> str:
     """What the representation depends on: the learner, the dataset (folder, table, labels as
-    transformed), the split, the seed, its settings and the device type."""
+    transformed, its relations' files), the split, the seed, its settings and the device type;
+    a ``split_free`` learner's (HAFusion's) not on the labels or the split, so K folds learn it
+    once."""
     ds, s = prep.ds, prep.split
+    seen = {} if spec.split_free else {"labels": _digest(prep.y_log),
+                                       "split": _digest(s.train, s.val, s.test)}
+    if ds.relations:  # read by the graph learners; a file replaced in place is a new key
+        seen["relations"] = {n: sha256_file(r.path) for n, r in ds.relations.items()}
     return config_hash({
         "learn": spec.target, "root": str(Path(ds.root).resolve()), "meta": ds.meta,
-        "table": sha256_file(ds.table_path), "labels": _digest(prep.y_log),
-        "split": _digest(s.train, s.val, s.test), "seed": seed, "device": device.type,
+        "table": sha256_file(ds.table_path), **seen, "seed": seed, "device": device.type,
         "settings": {k: v for k, v in b.items() if k not in NOT_REPRESENTATION},
         "torch": torch.__version__})
 
