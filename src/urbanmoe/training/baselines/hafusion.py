@@ -166,6 +166,7 @@ def learn(prep: Prepared, b: dict[str, Any], seed: int, device: str | torch.devi
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     note = f"HAFusion reimplemented; views {', '.join(views)}; mobility loss on {mobility}"
     if heads != size.heads:
-        note += f"; {heads} attention heads ({size.heads} do not divide {n} regions)"
+        note += (f"; {heads} attention head{'s' if heads > 1 else ''} ({size.heads} do not "
+                 f"divide {n} regions)")
     return Representation(features=snapshots[epochs - 1], n_params=n_params,
                           loss_history=history, note=note, snapshots=snapshots)
