@@ -54,7 +54,7 @@ class ModelSpec:
     family: Family
     target: str  # "module:function" under urbanmoe
     single_task: bool = False
-    needs: tuple[str, ...] = ()  # "image", "text", "coords", "poi", "branch" (any configured)
+    needs: tuple[str, ...] = ()  # "image", "text", "coords", "poi", "relation", "branch"
     label: str = ""  # row label in Table 2
     # a representation learned without labels: the same for every split, learned once per seed
     label_free: bool = False
@@ -111,8 +111,10 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
           st=True, needs=("image", "text")),
     _spec("urbanclip_mt", "representation", f"{_BASELINES}.urbanclip:learn", "UrbanCLIP (MT)",
           needs=("image", "text")),
-    _spec("mvure", "representation", f"{_BASELINES}.mvure:learn", "MVURE", needs=("relation",),
-          label_free=True),
+    _spec("hafusion", "representation", f"{_BASELINES}.hafusion:learn", "HAFusion", st=True,
+          needs=("relation",), label_free=True),
+    _spec("mvure", "representation", f"{_BASELINES}.mvure:learn", "MVURE", st=True,
+          needs=("relation",), label_free=True),
     # per task, the candidate validation prefers (training/auto.py); it fits them itself
     _spec("auto", "auto", "", "Auto (best on validation)"),
 ]}
@@ -139,6 +141,10 @@ def skip_reason(spec: ModelSpec, ds: RegionDataset, m: Mapping[str, Any]) -> str
         elif need == "coords":
             if ds.coords is None:
                 return f"{spec.label} needs lat/lon; {ds.name} has none"
+        elif need == "relation":
+            if not ds.relations:
+                return (f"{spec.label} needs a region x region relation (relations: in "
+                        f"dataset.yaml, e.g. mobility flows); {ds.name} has none")
         elif need == "poi":
             if not ds.poi_columns:
                 return f"{spec.label} needs POI counts; {ds.name} has none"
