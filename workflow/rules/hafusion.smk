@@ -23,6 +23,7 @@ rule import_hafusion:
 rule train_hafusion:
     input:
         dataset="data/real/hafusion/{city}",
+        shared=plan.hafusion_shared,
     output:
         directory(plan.hafusion_seed_folders),
     log:
@@ -36,6 +37,7 @@ rule train_hafusion:
         pattern=plan.hafusion_pattern,
         sets=plan.hafusion_sets,
     threads: config["workflow"]["train_threads"]
+    priority: plan.hafusion_priority
     resources:
         **plan.train_resources,
     shell:

@@ -86,6 +86,21 @@ class HafusionPlan:
     def hafusion_sets(self, wildcards: Any) -> list[str]:
         return city_sets(self.cfg, wildcards.city)
 
+    def hafusion_shared(self, wildcards: Any) -> list[str]:
+        """A reimplemented method's other variants wait for its first (as published), whose
+        job learns the representation they read from the cache (label-free: one per seed)."""
+        model = wildcards.variant.split("@")[0]
+        first = variant_label(model, theirs("test_folds"))
+        if model not in self.cfg["hafusion"]["methods"].values() or wildcards.variant == first:
+            return []
+        return [f"{ROOT}/{wildcards.city}/{first}/seed{s}" for s in self.cfg["hafusion"]["seeds"]]
+
+    def hafusion_priority(self, wildcards: Any) -> int:
+        """The representation learners' first variants start first (the longest jobs)."""
+        model = wildcards.variant.split("@")[0]
+        first = wildcards.variant == variant_label(model, theirs("test_folds"))
+        return 50 if first and model in self.cfg["hafusion"]["methods"].values() else 0
+
 
 def _quoted(text: str) -> str:
     return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
