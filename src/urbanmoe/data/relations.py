@@ -27,9 +27,11 @@ import pandas as pd
 from scipy import sparse
 
 from urbanmoe.binaries import read_npy
-from urbanmoe.data.table import FLOAT32_MAX, DataError, inside, read_table
+from urbanmoe.data.table import FLOAT32_MAX, DataError, RegionDataset, inside, read_table
+from urbanmoe.errors import ConfigError
 
 ENTRY_KEYS = {"path", "profile", "source", "target", "weight"}
+SIMILARITY = "_similarity"  # relations named like this are similarity graphs, not flows
 TABLE_SUFFIXES = (".csv", ".parquet")
 
 
@@ -149,3 +151,27 @@ def check_relations(relations: dict[str, Relation], ids: np.ndarray) -> None:
     """Read every relation once now, so that a bad file stops the run before any work."""
     for relation in relations.values():
         relation.csr(ids)
+
+
+def mobility_relation(ds: RegionDataset, choice: str, key: str) -> str:
+    """The relation a graph learner reads as mobility (``key``, e.g. ``baselines.mvure.mobility``,
+    names the setting in errors): ``choice`` itself, or under ``auto`` the relation named
+    ``mobility``, else the only one not named ``*_similarity``, else the only one."""
+    names = list(ds.relations)
+    if not names:
+        raise DataError(f"{ds.name}: {key} needs a mobility relation (dataset.yaml "
+                        "relations:); it has none")
+    if choice != "auto":
+        if choice not in ds.relations:
+            raise ConfigError(f"{key}: {choice!r} is not a relation of {ds.name} (it has "
+                              f"{names})")
+        return choice
+    if "mobility" in ds.relations:
+        return "mobility"
+    flows = [r for r in names if not r.endswith(SIMILARITY)]
+    if len(flows) == 1:
+        return flows[0]
+    if len(names) == 1:
+        return names[0]
+    raise ConfigError(f"{key}: auto cannot choose among {ds.name}'s relations {names} (none "
+                      "is named 'mobility'); name one")

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from urbanmoe.data.relations import mobility_relation as pick_mobility
 from urbanmoe.data.table import RegionDataset
 from urbanmoe.errors import ConfigError, DataError
 from urbanmoe.models.baselines.hafusion import (
@@ -50,17 +51,7 @@ KEY = "baselines.hafusion"
 
 def mobility_relation(ds: RegionDataset, wanted: str) -> str:
     """The relation the mobility loss reconstructs (``mobility``: ``auto`` or a name)."""
-    if wanted != "auto":
-        if wanted not in ds.relations:
-            raise ConfigError(f"{KEY}.mobility: {ds.name} has no relation {wanted!r} (it has "
-                              f"{sorted(ds.relations)})")
-        return wanted
-    if "mobility" in ds.relations:
-        return "mobility"
-    if len(ds.relations) == 1:
-        return next(iter(ds.relations))
-    raise ConfigError(f"{KEY}.mobility: auto finds no relation named 'mobility' among "
-                      f"{sorted(ds.relations)} of {ds.name}; name the one to use")
+    return pick_mobility(ds, wanted, f"{KEY}.mobility")
 
 
 def resolve_views(ds: RegionDataset, s: dict[str, Any]) -> tuple[list[str], str, str]:

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from urbanmoe.data.relations import SIMILARITY
+from urbanmoe.data.relations import mobility_relation as pick_mobility
 from urbanmoe.data.table import RegionDataset
 from urbanmoe.errors import ConfigError, DataError
 from urbanmoe.models.baselines.mvure import (
@@ -46,29 +48,10 @@ from urbanmoe.training.optim import adam
 from urbanmoe.training.prepare import Prepared
 from urbanmoe.training.registry import Representation
 
-SIMILARITY = "_similarity"  # relations named like this are attribute graphs under graphs: auto
-
 
 def mobility_relation(ds: RegionDataset, choice: str) -> str:
     """The relation the mobility views read (``baselines.mvure.mobility``)."""
-    names = list(ds.relations)
-    if not names:
-        raise DataError(f"{ds.name}: MVURE needs a mobility relation (dataset.yaml "
-                        "relations:); it has none")
-    if choice != "auto":
-        if choice not in ds.relations:
-            raise ConfigError(f"baselines.mvure.mobility: {choice!r} is not a relation of "
-                              f"{ds.name} (it has {names})")
-        return choice
-    if "mobility" in ds.relations:
-        return "mobility"
-    flows = [r for r in names if not r.endswith(SIMILARITY)]
-    if len(flows) == 1:
-        return flows[0]
-    if len(names) == 1:
-        return names[0]
-    raise ConfigError(f"baselines.mvure.mobility: auto cannot choose among {ds.name}'s "
-                      f"relations {names} (none is named 'mobility'); name one")
+    return pick_mobility(ds, choice, "baselines.mvure.mobility")
 
 
 def graph_names(ds: RegionDataset, choice: str | list[str], mobility: str) -> list[str]:
