@@ -150,7 +150,7 @@ ITEMS: dict[str, Item] = {item.name: item for item in (
          None, ("claims.md",)),
     # a published real-data table reproduced on the public data it was measured on
     Item("hafusion", "HAFusion (ICDE 2024): its table on its public cities",
-         "HAFusion, Sun et al., ICDE 2024, results table", "hafusion.ipynb",
+         "from HAFusion's paper (Sun et al., ICDE 2024), its comparison table", "hafusion.ipynb",
          tuple(f"hafusion/{stem}_{metric}.{ext}" for stem in ("published_vs_reproduced",
                                                               "our_models")
                for metric in ("r2", "mae", "rmse") for ext in TABLE_EXT),

@@ -265,11 +265,12 @@ def caption_rst(name: str) -> str:
     """The report caption of a paper item (reStructuredText), from its declaration."""
     item = ITEMS[name]
     made = f"drawn by ``notebooks/{item.notebook}``" if item.notebook else "written by the CLI"
-    versus = (f" It is compared with the paper's ``paper/{item.published}``."
-              if item.published else "")
+    whose = "the paper's" if item.target == "paper" else "the published"
+    versus = f" It is compared with {whose} ``paper/{item.published}``." if item.published else ""
     rows = (" Rows: " + ", ".join(f"{r.label} (``{r.key}``)" for r in item.rows) + "."
             if item.rows else "")
-    return f"{item.title}, {item.section} of the paper; {made}.{versus}{rows}\n"
+    where = f"{item.section} of the paper" if item.target == "paper" else item.section
+    return f"{item.title}, {where}; {made}.{versus}{rows}\n"
 
 
 def write_captions(folder: str = CAPTIONS) -> list[str]:
