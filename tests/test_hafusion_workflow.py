@@ -93,7 +93,7 @@ def test_the_target_writes_the_tables_from_a_clean_folder(tmp_path: Path) -> Non
     fake_city(tmp_path / "raw" / "data_NY", 40)
     cfg = yaml.safe_load((tmp_path / "config/config.yaml").read_text())
     cfg["hafusion"] = {"source": str(tmp_path / "raw"), "cities": ["NY"], "seeds": [0, 1],
-                       "methods": {}, "models": ["ridge", "mlp_mt"], "folds": 3}
+                       "methods": {}, "models": ["ridge", "mean"], "folds": 3}
     (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(cfg))
     _snakemake(tmp_path, "--cores", "2", "hafusion")
     out = tmp_path / "paper_figures/hafusion"
@@ -102,7 +102,7 @@ def test_the_target_writes_the_tables_from_a_clean_folder(tmp_path: Path) -> Non
     pvr = pd.read_csv(out / "published_vs_reproduced_r2.csv")
     assert len(pvr) == 45 and set(pvr.method) >= {"HAFusion", "RegionDCL"}
     mine = pd.read_csv(out / "our_models_r2.csv")
-    assert set(mine.model) == {"ridge", "mlp_mt"} and set(mine.city) == {"NYC"}
+    assert set(mine.model) == {"ridge", "mean"} and set(mine.city) == {"NYC"}
     assert mine.their_protocol.notna().all() and mine.project_protocol.notna().all()
     prov = json.loads((out / "provenance.json").read_text())
     assert len(prov["runs"]) == 2 * 2 * 2 and all(r["mlflow_run_id"] for r in prov["runs"])
