@@ -72,7 +72,7 @@ def encoder_settings(features: Mapping[str, Any], modality: str) -> dict[str, An
     # only raw images and texts are encoded, and relations profiled; feature groups and
     # embeddings need no settings
     if modality not in MODALITIES:
-        return {"relations": dict(features.get("relations") or {"max_dim": 512, "seed": 0})}
+        return {"relations": dict(features["relations"])}  # a relation's row profile
     out = dict(features[modality])
     if out.get("encoder") == "remoteclip":
         out["remoteclip"] = dict(features.get("remoteclip") or {})
