@@ -118,3 +118,22 @@ def test_the_project_protocol_is_recorded_with_its_folds(cities: dict[str, Path]
     assert m["protocol"] == {"name": "project", "split": "kfold", "folds": 3,
                              "choices": "on validation rows of the training part"}
     assert all("original_scale" in f for f in m["folds"])
+
+
+@pytest.mark.parametrize("stated,says", [
+    ({"folds": "ten"}, "source.protocols.hafusion.folds"),
+    ({"shuffle": 1}, "source.protocols.hafusion.shuffle"),
+    ({"fold": 5}, "unknown key 'fold'"),
+], ids=["folds a word", "shuffle a number", "unknown key"])
+def test_a_bad_stated_protocol_is_one_line(stated: dict, says: str, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    city = small_city(tmp_path / "city")
+    meta = yaml.safe_load((city / "dataset.yaml").read_text())
+    meta["source"] = {"protocols": {"hafusion": stated}}
+    (city / "dataset.yaml").write_text(yaml.safe_dump(meta))
+    code = main(["train", "--dataset", str(city), "--out", str(tmp_path / "r"), "--seed", "0",
+                 "--config", str(CONFIG), *quick_sets(tmp_path), "--quiet", "--set",
+                 "protocol.name=hafusion", "--set", "model.name=ridge"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and says in err[0] and "dataset.yaml" in err[0], err
+    assert not (tmp_path / "r").exists()

@@ -28,7 +28,7 @@ import numpy as np
 
 from urbanmoe.data.splits import Split
 from urbanmoe.data.table import RegionDataset
-from urbanmoe.errors import ConfigError
+from urbanmoe.errors import ConfigError, DataError
 from urbanmoe.evaluation.metrics import multitask_metrics
 from urbanmoe.training.prepare import labelled_split
 from urbanmoe.training.registry import Representation
@@ -49,7 +49,21 @@ def settings(cfg: dict[str, Any], ds: RegionDataset) -> dict[str, Any]:
                 **({"folds": sp["folds"]} if sp["kind"] == "kfold" else {}),
                 "choices": "on validation rows of the training part"}
     stated = ((ds.meta.get("source") or {}).get("protocols") or {}).get(name) or {}
-    out = {"name": name, **cfg["protocol"][name], **stated}
+    defaults = cfg["protocol"][name]
+    where = f"{ds.root / 'dataset.yaml'}: source.protocols.{name}"
+    if not isinstance(stated, dict):
+        raise DataError(f"{where}: a mapping of protocol settings, got {stated!r}"[:300])
+    for key, value in stated.items():
+        if key not in defaults:
+            raise DataError(f"{where}: unknown key {key!r} (known: {sorted(defaults)})")
+        kind = type(defaults[key])
+        fits = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                if kind is float else isinstance(value, kind)
+                and (kind is bool or not isinstance(value, bool)))
+        if not fits:
+            raise DataError(f"{where}.{key}: {value!r} is not a {kind.__name__} "
+                            f"(like {defaults[key]!r})"[:300])
+    out = {"name": name, **defaults, **stated}
     unknown = sorted(set(out["drop_zero"]) - set(ds.tasks))
     if unknown:
         raise ConfigError(f"protocol.hafusion.drop_zero: {unknown[0]!r} is not a target of "
