@@ -128,10 +128,13 @@ def test_published_vs_reproduced(tmp_path: Path) -> None:
     shown = dataset_stats.published_vs_reproduced_table1(dataset_stats.dataset_table([ds]),
                                                  pd.read_csv(published))
     sh = shown[shown["Dataset"] == "SH"].set_index("Quantity")
-    assert sh.loc["#POI", "Agrees"] == "no" and sh.loc["#Region", "Agrees"] == "yes"
-    assert sh.loc["Bottom-left", "Agrees"] == "yes" and sh.loc["#Task", "Agrees"] == "yes"
+    n_pois = N * (N - 1) // 2 + 2 * (N - 1)
+    assert sh.loc["#POI", "Judgement"] == ("above" if n_pois > 999 else "below")
+    assert sh.loc["#Region", "Judgement"] == "within"
+    assert sh.loc["Bottom-left", "Judgement"] == "within"
+    assert sh.loc["#Task", "Judgement"] == "within"
     assert sh.loc["#POI", "Reproduced"] == f"{N * (N - 1) // 2 + 2 * (N - 1):,}"
-    assert set(shown.loc[shown["Dataset"] == "BJ", "Agrees"]) == {"—"}  # not reproduced
+    assert set(shown.loc[shown["Dataset"] == "BJ", "Judgement"]) == {"—"}  # not reproduced
     md = (tmp_path / "out/published_vs_reproduced_table1.md").read_text()
     assert "Reproduced on: a hand-made toy." in md and "synthetic" not in md
     assert (tmp_path / "out/published_vs_reproduced_table1.tex").read_text().count(r"\\") > 12

@@ -151,10 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     _verb(p, commands.cmd_import_hafusion)
 
     p = verbs.add_parser("claims", help="check the paper's claims against the drawn tables",
-                         description="Read table2.csv, ablations_summary.csv, "
-                                     "figure5_weights.csv and sparsity.csv in a figures folder "
-                                     "and write claims.md: each claim of Sections 3.4-3.6 and "
-                                     "Appendices C-D, held or not held, with its numbers.")
+                         description="Read table2.csv, table2_seeds.csv, "
+                                     "ablations_summary.csv, ablations_seeds.csv (and the "
+                                     "*_bootstrap.csv replicates), figure5_weights.csv and "
+                                     "sparsity.csv in a figures folder and write claims.md: "
+                                     "each claim of Sections 3.4-3.6 and Appendices C-D held, "
+                                     "not held or inconclusive by its paired interval over "
+                                     "seeds (verdicts.confidence, verdicts.min_pairs).")
     p.add_argument("--figures", type=Path, default=Path("paper_figures"),
                    help="folder with the generated tables")
     p.add_argument("--out", type=Path, required=True, help="Markdown file to write")

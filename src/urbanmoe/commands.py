@@ -65,9 +65,13 @@ def cmd_claims(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
     if not args.figures.is_dir():
         raise InputError(f"--figures {args.figures}: no such folder (the generated tables)")
-    verdicts = write_claims(args.figures, args.out)
-    held = sum(v.held is True for v in verdicts)
-    print(f"{held} of {len(verdicts)} checks held -> {args.out}")
+    from urbanmoe.report.claims import summary_line
+    from urbanmoe.report.evidence import Rule
+
+    v = cfg["verdicts"]
+    verdicts = write_claims(args.figures, args.out,
+                            rule=Rule(float(v["confidence"]), int(v["min_pairs"])))
+    print(f"{summary_line(verdicts)} -> {args.out}")
     return 0
 
 

@@ -157,15 +157,21 @@ ITEMS: dict[str, Item] = {item.name: item for item in (
          published="published_hafusion_icde24.csv", experiment="hafusion", target="hafusion"),
 )}
 
-#: What the ablations notebook writes beside its items: every study's groups as one CSV.
+#: What the ablations notebook writes beside its items: every study's groups as one CSV, the
+#: runs behind them (per seed) and their block bootstrap replicates (read by the claims).
 ABLATIONS_SUMMARY = "ablations_summary.csv"
+ABLATIONS_EXTRA = (ABLATIONS_SUMMARY, "ablations_seeds.csv", "ablations_bootstrap.csv")
+#: The values behind Table 2's means, per run, and their block bootstrap replicates.
+TABLE2_EXTRA = ("table2_seeds.csv", "table2_bootstrap.csv")
 
 def outputs_of(notebook: str) -> list[str]:
     """Every file (under ``paper_figures/``) the notebook writes, its items' in declaration
     order."""
     files = [f for item in ITEMS.values() if item.notebook == notebook for f in item.outputs]
     if notebook == "ablations.ipynb":
-        files.append(ABLATIONS_SUMMARY)
+        files += ABLATIONS_EXTRA
+    if notebook == "table2.ipynb":
+        files += TABLE2_EXTRA
     return list(dict.fromkeys(files))
 
 

@@ -10,7 +10,6 @@ relative to the working directory of the workflow. Which runs each paper item ne
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 from collections.abc import Iterable
@@ -18,6 +17,14 @@ from typing import Any
 
 from urbanmoe.evaluation import hafusion_runs
 from urbanmoe.evaluation.experiments import ablation_variants, figure3_variants, item_variants
+from urbanmoe.notebook_params import (  # noqa: F401  (the rules and tests name them here)
+    ablation_grids,
+    bootstrap_params,
+    data_note,
+    verdict_params,
+    yaml_list,
+    yaml_scalar,
+)
 from urbanmoe.paper_items import ITEMS, experiments, outputs_of, rows_from
 from urbanmoe.training.registry import MODELS
 
@@ -286,36 +293,6 @@ def write_captions(folder: str = CAPTIONS) -> list[str]:
     return written
 
 
-def yaml_scalar(value: Any) -> str:
-    """A value as YAML reads it back: strings double-quoted (JSON's quoting is valid YAML), so
-    that a name holding a space, quote, comma or ``#`` stays one string; numbers as written."""
-    return json.dumps(value) if isinstance(value, str) else str(value)
-
-
-def yaml_list(values: Iterable[Any]) -> str:
-    """A list as a YAML flow sequence, for papermill's -y parameters."""
-    return "[" + ", ".join(yaml_scalar(v) for v in values) + "]"
-
-
-def ablation_grids(cfg: Config) -> str:
-    """Figure 3's grids for the ablations notebook (papermill -y)."""
-    exp = cfg["experiments"]
-    return "{" + ", ".join(f"{key}_values: {yaml_list(exp[key])}"
-                           for key in ITEMS["figure3"].curves) + "}"
-
-
-def data_note(cfg: Config) -> str:
-    """What the runs ran on, said plainly (none of it is the data of the paper)."""
-    datasets, real = cfg["data"]["datasets"], cfg["data"]["urbanclip"]
-    synth = [d for d in datasets if d in cfg["synth"]["cities"] and d not in real]
-    ours = [d for d in datasets if d in real]
-    other = [d for d in datasets if d not in synth and d not in ours]
-    kinds = {"the embedded synthetic benchmark": synth, "UrbanCLIP-toolkit real cities": ours,
-             "user datasets": other}
-    parts = [f"{kind} ({', '.join(names)})" for kind, names in kinds.items() if names]
-    return "; ".join(parts) + ", not the data of the paper"
-
-
 class Plan(hafusion_runs.HafusionPlan):
     """What the rules ask of one configuration. ``common.smk`` makes one
     (``plan = Plan(config, repo)``); the rules name its lists (attributes), its input functions
@@ -351,6 +328,8 @@ class Plan(hafusion_runs.HafusionPlan):
         self.datasets_yaml = f"datasets: {yaml_list(self.datasets)}"
         self.dataset_dirs_yaml = f"dataset_dirs: {yaml_list(self.dataset_dirs)}"
         self.ablation_grids = ablation_grids(cfg)
+        self.verdict_params = verdict_params(cfg)
+        self.bootstrap_params = bootstrap_params(cfg)
         self.hafusion_init()
 
     def notebook(self, name: str) -> str:

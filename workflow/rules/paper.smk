@@ -15,6 +15,7 @@ rule table2:
     params:
         datasets=plan.datasets_yaml,
         note=plan.data_note,
+        verdicts=plan.verdict_params,
     threads: 1
     resources:
         mem_mb=2000,
@@ -22,7 +23,8 @@ rule table2:
     shell:
         "papermill {input.notebook:q} {output.notebook:q} -k python3 -p runs_dir results/runs"
         " -p out_dir paper_figures -p published {input.published:q}"
-        " -y {params.datasets:q} -r data_note {params.note:q} > {log:q} 2>&1"
+        " -y {params.datasets:q} -r data_note {params.note:q} {params.verdicts}"
+        " > {log:q} 2>&1"
 
 
 rule ablations:
@@ -44,6 +46,7 @@ rule ablations:
         published=plan.published_folder,
         grids=plan.ablation_grids,
         note=plan.data_note,
+        bootstrap=plan.bootstrap_params,
     threads: 1
     resources:
         mem_mb=2000,
@@ -53,7 +56,7 @@ rule ablations:
         " -p ablations_dir results/ablations -p runs_dir results/runs"
         " -r dataset {params.dataset:q} -r split {params.split:q} -p out_dir paper_figures"
         " -p published_dir {params.published:q} -y {params.grids:q}"
-        " -r data_note {params.note:q} > {log:q} 2>&1"
+        " -r data_note {params.note:q} {params.bootstrap} > {log:q} 2>&1"
 
 
 rule experts:
@@ -115,7 +118,9 @@ rule dataset_stats:
 rule claims:
     input:
         "paper_figures/table2.csv",
+        "paper_figures/table2_seeds.csv",
         "paper_figures/ablations_summary.csv",
+        "paper_figures/ablations_seeds.csv",
         "paper_figures/figure5_weights.csv",
         "paper_figures/sparsity.csv",
     output:

@@ -156,6 +156,29 @@ def _table2_runs(table2_df: pd.DataFrame | None, model: str, df: pd.DataFrame) -
     return table2_df[keep].assign(variant=f"Table 2 run {model}")
 
 
+def _groups(df: pd.DataFrame, d_r_values: Sequence[float] | None,
+            eps_values: Sequence[float] | None, table2_df: pd.DataFrame | None,
+            ) -> tuple[list[tuple[str, str, float, dict, pd.DataFrame]], np.ndarray]:
+    """Every study's groups in the paper's order -- (study, setting, value, settings wanted,
+    its runs) -- and which of ``df``'s runs were placed in one."""
+    ref = reference(df)
+    groups: list[tuple[str, str, float, dict, Row | None]] = [
+        (name, r.key, np.nan, {**ref, **r.settings()} if r.source == "ablations" else {}, r)
+        for name in ("table3", "table4") for r in ITEMS[name].rows]
+    for (study, key, _), values in zip(FIGURE3, (d_r_values, eps_values), strict=True):
+        if values is None:
+            found = df.loc[_match(df, {**ref, key: None}), key]
+            values = sorted(pd.to_numeric(found, errors="coerce").dropna().unique())
+        groups += [(study, f"{key}={v:g}", float(v), {**ref, key: v}, None) for v in values]
+    out, placed = [], np.zeros(len(df), dtype=bool)
+    for study, setting, value, want, row in groups:
+        mask = _match(df, want) if want else np.zeros(len(df), dtype=bool)
+        placed |= mask
+        runs = df[mask] if want else _table2_runs(table2_df, row.model if row else setting, df)
+        out.append((study, setting, value, want, runs))
+    return out, placed
+
+
 def ablation_summary(df: pd.DataFrame, d_r_values: Sequence[float] | None = None,
                      eps_values: Sequence[float] | None = None,
                      table2_df: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -168,22 +191,11 @@ def ablation_summary(df: pd.DataFrame, d_r_values: Sequence[float] | None = None
     Table 4's baseline rows come from ``table2_df`` (:func:`~urbanmoe.evaluation.aggregate.
     collect` of the Table 2 run folders).
     """
-    tasks, ref = study_tasks(df), reference(df)
-    groups: list[tuple[str, str, float, dict, Row | None]] = [
-        (name, r.key, np.nan, {**ref, **r.settings()} if r.source == "ablations" else {}, r)
-        for name in ("table3", "table4") for r in ITEMS[name].rows]
-    for (study, key, _), values in zip(FIGURE3, (d_r_values, eps_values), strict=True):
-        if values is None:
-            found = df.loc[_match(df, {**ref, key: None}), key]
-            values = sorted(pd.to_numeric(found, errors="coerce").dropna().unique())
-        groups += [(study, f"{key}={v:g}", float(v), {**ref, key: v}, None) for v in values]
-    rows, placed = [], np.zeros(len(df), dtype=bool)
-    for study, setting, value, want, row in groups:
-        mask = _match(df, want) if want else np.zeros(len(df), dtype=bool)
-        placed |= mask
-        runs = df[mask] if want else _table2_runs(table2_df, row.model if row else setting, df)
-        rows.append({"study": study, "setting": setting, "value": value,
-                     **{k: want.get(k) for k in SETTINGS}, **_aggregate(runs, tasks)})
+    tasks = study_tasks(df)
+    groups, placed = _groups(df, d_r_values, eps_values, table2_df)
+    rows = [{"study": study, "setting": setting, "value": value,
+             **{k: want.get(k) for k in SETTINGS}, **_aggregate(runs, tasks)}
+            for study, setting, value, want, runs in groups]
     for variant, runs in df[~placed].groupby("variant", sort=True):  # in no study: listed
         rows.append({"study": "other", "setting": variant, "value": np.nan,
                      **runs[list(SETTINGS)].iloc[0].to_dict(), **_aggregate(runs, tasks)})
@@ -192,5 +204,28 @@ def ablation_summary(df: pd.DataFrame, d_r_values: Sequence[float] | None = None
         out[k] = pd.to_numeric(out[k]).astype("Int64")
     out.insert(0, "dataset", df.attrs.get("dataset"))
     out.insert(1, "split", df.attrs.get("split"))
-    out.attrs.update(tasks=tasks, reference=ref)
+    out.attrs.update(tasks=tasks, reference=reference(df))
     return out
+
+
+def ablation_seeds(df: pd.DataFrame, d_r_values: Sequence[float] | None = None,
+                   eps_values: Sequence[float] | None = None,
+                   table2_df: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The runs behind :func:`ablation_summary`'s groups, one row per (study, setting, seed):
+    ``dataset``, ``split``, ``seed``, ``run``, ``dataset_dir`` and the metrics (duplicates of
+    a seed averaged), the values a paired comparison of two groups reads."""
+    tasks = study_tasks(df)
+    cols = _metric_cols(tasks)
+    rows = []
+    for study, setting, _, _, runs in _groups(df, d_r_values, eps_values, table2_df)[0]:
+        if runs.empty:
+            continue
+        for seed, part in runs.groupby("seed", sort=True):
+            rows.append({"study": study, "setting": setting,
+                         "dataset": df.attrs.get("dataset"), "split": df.attrs.get("split"),
+                         "seed": seed, "run": str(part["run"].iloc[0]),
+                         "dataset_dir": str(part["dataset_dir"].iloc[0])
+                         if "dataset_dir" in part else "",
+                         **{c: float(part[c].mean()) for c in cols if c in part}})
+    return pd.DataFrame(rows, columns=["study", "setting", "dataset", "split", "seed", "run",
+                                       "dataset_dir", *cols])

@@ -45,6 +45,7 @@ def collect(roots: Iterable[Path]) -> pd.DataFrame:
                 "variant": m.get("variant") or m["model"],
                 "protocol": (m.get("protocol") or {}).get("name", "project"),
                 "seed": m["seed"], "fold": f["fold"], "run": str(path.parent),
+                "dataset_dir": (m.get("provenance") or {}).get("dataset_dir", ""),
                 "n_test": f["n_test"], **flatten(f["log_scale"]),
                 "params": eff["params"], "peak_memory_mb": eff["peak_memory_mb"],
                 "train_seconds": eff["train_seconds"],
@@ -72,6 +73,17 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     out.insert(0, "n_seeds", runs.groupby(KEYS, sort=False)["seed"].nunique())
     out.insert(1, "n_folds", runs.groupby(KEYS, sort=False)["fold"].nunique())
     return out.reset_index()
+
+
+def per_run(runs: pd.DataFrame) -> pd.DataFrame:
+    """The values behind the means, one row per run (and fold): identity, ``run``,
+    ``dataset_dir`` and the log-scale metrics; what paired comparisons of two rows read
+    (``table2_seeds.csv``, ``report/evidence.py``)."""
+    metrics = [c for c in runs.columns if c.endswith(tuple(f"_{m}" for m in METRICS))
+               and "_ceiling_" not in c]
+    ident = [c for c in (*KEYS, "protocol", "seed", "fold", "run", "dataset_dir")
+             if c in runs.columns]
+    return runs[[*ident, *metrics]].reset_index(drop=True)
 
 
 def count(value: float) -> str:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from urbanmoe.evaluation.ablations import FIGURE3, ablation_summary, study_tasks
 from urbanmoe.evaluation.metrics import METRICS
+from urbanmoe.evaluation.uncertainty import placement
 from urbanmoe.io import write_text
 from urbanmoe.models.layout import ExpertLayout
 from urbanmoe.paper_items import ITEMS
@@ -176,9 +177,13 @@ def published_vs_reproduced(table: pd.DataFrame, published: pd.DataFrame, datase
             rows.append({"setting": r["setting"], "label": r["label"], "metric": met,
                          "published": pv, "reproduced_mean": mean,
                          "reproduced_std": r.get(f"{met}_std", np.nan), "n_seeds": r["n_seeds"],
-                         "difference": mean - pv, "status": status})
+                         "difference": mean - pv, "status": status,
+                         "judgement": placement(pv, mean, r.get(f"{met}_std", np.nan))})
     out = pd.DataFrame(rows)
     dirs = table.attrs.get("dataset_dirs") or []
+    out.attrs["judged"] = not tb.synthetic_run(dirs, data_note)
+    if not out.attrs["judged"]:
+        out["judgement"] = ""
     lines = [f"Reproduced on: {data_note.rstrip('.')} (dataset {dataset})."]
     if any(tb.is_synthetic(d) for d in dirs) or "not the paper" in data_note:
         lines.append("This is not the paper's data, so differences measure the data as much "
@@ -188,6 +193,7 @@ def published_vs_reproduced(table: pd.DataFrame, published: pd.DataFrame, datase
               ] if not pub else []
     lines.append("Metrics on the log1p scale; reproduced = mean ± std over seeds (n); "
                  "difference = reproduced mean − published.")
+    lines.append(tb.judgement_note(out.attrs["judged"], [] if out.attrs["judged"] else [dataset]))
     out.attrs["note"] = "\n\n".join(lines)
     return out
 
@@ -204,6 +210,8 @@ def write_published_vs_reproduced(pvr: pd.DataFrame, stem: Path | str, title: st
             f"{tb.mean_std(r.reproduced_mean, r.reproduced_std)} (n={r.n_seeds})"
             for r in pvr.itertuples()],
         "Reproduced − published": ["" if pd.isna(d) else f"{d:+.4f}" for d in pvr["difference"]]})
+    if pvr.attrs.get("judged", True):
+        shown["Judgement"] = pvr["judgement"].fillna("").to_numpy()
     missing = pvr.loc[pvr["status"] == "not run", "label"].tolist()
     tb.write_comparison(shown, stem, title, pvr.attrs.get("note", ""), missing)
 

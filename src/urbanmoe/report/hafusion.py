@@ -5,8 +5,10 @@ Two tables, each as CSV, Markdown and LaTeX:
 
 * ``published_vs_reproduced``: per task x city x method of the published table, the published
   value ± std beside ours under their protocol (``protocol.name: hafusion``), the difference and
-  whether ours lies within the published ± 2 std; then, for the reimplemented methods, ours
-  with the epoch fixed in advance (their protocol otherwise) and under the project's protocol.
+  the judgement ``within`` / ``above`` / ``below`` (``evaluation/uncertainty.placement``: the
+  published value inside ours ± 2 x (our std + the published std), else where ours lies);
+  then, for the reimplemented methods, ours with the epoch fixed in advance (their protocol
+  otherwise) and under the project's protocol.
   A method not reimplemented keeps its published row with the reason.
 * ``our_models``: the project's models on the same cities under both protocols, beside
   HAFusion's published value, with whether each beats it.
@@ -25,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from urbanmoe.data.sources.hafusion import CITIES
+from urbanmoe.evaluation.uncertainty import placement
 from urbanmoe.io import visible_files
 from urbanmoe.readers import read_metrics
 from urbanmoe.report.tables import mean_std, write_table
@@ -87,9 +90,10 @@ def published_vs_reproduced(summary: pd.DataFrame, published: pd.DataFrame,
                             methods: Mapping[str, str], reasons: Mapping[str, str],
                             metric: str = "r2") -> pd.DataFrame:
     """Per published task x city x method: published, ours under their protocol as published
-    (the test-fold selection where the method has checkpoints), the difference, within ± 2
-    std, ours with the epoch fixed, ours under the project's protocol. ``methods`` maps a
-    published method to our ``model.name``; ``reasons`` says why the others are not run."""
+    (the test-fold selection where the method has checkpoints), the difference, the
+    judgement (within / above / below), ours with the epoch fixed, ours under the project's
+    protocol. ``methods`` maps a published method to our ``model.name``; ``reasons`` says why
+    the others are not run."""
     datasets = {_city(d): d for d in summary["dataset"].unique()}
     rows = []
     for rec in published.itertuples(index=False):
@@ -110,7 +114,7 @@ def published_vs_reproduced(summary: pd.DataFrame, published: pd.DataFrame,
         fixed = _lookup(summary, ds, model, "hafusion", "final", rec.task, metric)
         project = _lookup(summary, ds, model, "project", "validation", rec.task, metric)
         row.update({"ours": mean, "ours_std": std, "n_seeds": n, "difference": mean - pub,
-                    "within_2std": bool(abs(mean - pub) <= 2 * pub_std) if n else None,
+                    "judgement": placement(pub, mean, std, pub_std) if n else "",
                     "ours_fixed_epoch": fixed[0], "ours_fixed_epoch_std": fixed[1],
                     "ours_project": project[0], "ours_project_std": project[1],
                     "note": TEST_SELECTION if sel == "test_folds" else "final epoch"})
@@ -136,8 +140,8 @@ def _display(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     out[f"Ours {name}"] = pair("ours", "ours_std")
     out["Difference"] = [f"{d:+.{digits}f}" if pd.notna(d) else float("nan")
                          for d in df.get("difference", df["published"] * np.nan)]
-    out["Within ± 2 std"] = [("yes" if w else "no") if isinstance(w, bool) else float("nan")
-                             for w in df.get("within_2std", [None] * len(df))]
+    out["Published vs ours"] = [w if isinstance(w, str) and w else float("nan")
+                                for w in df.get("judgement", [None] * len(df))]
     out["Ours, epoch fixed"] = pair("ours_fixed_epoch", "ours_fixed_epoch_std")
     out["Ours, project protocol"] = pair("ours_project", "ours_project_std")
     out["Note"] = df["note"]
@@ -192,7 +196,9 @@ PROTOCOL_NOTE = (
     "\"As published\" picks, per task, the checkpoint that scores best on the test folds, as "
     "their training script does: a selection on test data. \"Epoch fixed\" takes the final "
     "epoch. The project's protocol: 10 folds shuffled per seed, every choice on validation "
-    "rows of the training folds, mean ± std over folds x seeds.")
+    "rows of the training folds, mean ± std over folds x seeds. \"Published vs ours\": "
+    "within when the published value lies inside ours ± 2 x (our std + the published std), "
+    "else whether ours is above or below it.")
 
 
 def write_tables(runs_dir: Path, published_csv: Path, out_dir: Path,

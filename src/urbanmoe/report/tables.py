@@ -21,9 +21,12 @@ import pandas as pd
 from urbanmoe.errors import DataError
 from urbanmoe.evaluation.aggregate import KEYS, count, runs_label, summarize
 from urbanmoe.evaluation.metrics import METRICS
+from urbanmoe.evaluation.uncertainty import WITHIN_K, placement
 from urbanmoe.io import claim, write_text
 from urbanmoe.paper_items import ITEMS
 from urbanmoe.readers import read_metrics, read_yaml
+from urbanmoe.report.evidence import Rule
+from urbanmoe.report.significance import significance_marks
 from urbanmoe.training.registry import MODELS
 
 #: Table 2's models in the paper's order, then the other models in the registry's order.
@@ -74,7 +77,8 @@ def _provenance(run_dirs: Sequence[str]) -> dict[str, str]:
     return {k: ", ".join(sorted(v - {""})) for k, v in found.items()}
 
 
-def table2(runs: pd.DataFrame, tasks: Sequence[str] | None = None) -> pd.DataFrame:
+def table2(runs: pd.DataFrame, tasks: Sequence[str] | None = None,
+           rule: Rule | None = None) -> pd.DataFrame:
     """Table 2: R², RMSE, MAE per task and average, mean ± std over seeds, with efficiency.
 
     One row per (dataset, model, split) in the paper's row order (our extra baselines and then
@@ -82,7 +86,8 @@ def table2(runs: pd.DataFrame, tasks: Sequence[str] | None = None) -> pd.DataFra
     ``params_m``, ``max_mem_mb``, ``total_time_s`` (means over seeds of params / 1e6,
     peak_memory_mb, train_seconds), ``n_seeds`` and, when the run folders are readable,
     ``dataset_dir``, ``device``, ``memory_kind``. The std is over seeds (ddof=0, as in
-    :func:`summarize`) and left empty for a single seed.
+    :func:`summarize`) and left empty for a single seed. The average R² carries the marks of
+    :func:`significance_marks` (``rule``: the confidence and the fewest pairs).
     """
     tasks = list(tasks if tasks is not None else runs.attrs.get("tasks", []))
     tasks = [t for t in tasks if f"{t}_r2" in runs.columns]
@@ -122,6 +127,7 @@ def table2(runs: pd.DataFrame, tasks: Sequence[str] | None = None) -> pd.DataFra
                 for r in out.itertuples()]
         for key in ("dataset_dir", "device", "memory_kind"):
             out[key] = [p[key] for p in prov]
+    out = significance_marks(out, runs, rule or Rule())
     out = _with_skipped(out, runs.attrs.get("skipped") or [])
     out.attrs["tasks"] = tasks
     return out
@@ -167,7 +173,8 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
         "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\~{}", "^": r"\^{}", "±": r"$\pm$",
-        "²": r"$^2$", "−": r"$-$", "—": "---", "°": r"$^\circ$", "–": "--", "✓": r"$\checkmark$"}
+        "²": r"$^2$", "−": r"$-$", "—": "---", "°": r"$^\circ$", "–": "--", "✓": r"$\checkmark$",
+        "†": r"$^\dagger$"}
 
 
 def tex_escape(text: object) -> str:
@@ -207,6 +214,11 @@ def write_table(df: pd.DataFrame, stem: Path, caption: str) -> None:
     write_text(stem.with_suffix(".tex"), to_latex(df, caption, label=f"tab:{stem.name}"), "table")
 
 
+def write_csv(df: pd.DataFrame, path: Path | str) -> None:
+    """Write ``df`` as one CSV (every column), atomically."""
+    write_text(Path(path), df.to_csv(index=False), "table")
+
+
 def write_comparison(rows: pd.DataFrame, stem: Path | str, title: str, note: str = "",
                      missing: Sequence[str] | None = None) -> None:
     """Write a published-vs-reproduced table (Tables 1-4) as ``stem.md`` and ``stem.tex``.
@@ -241,9 +253,13 @@ def published_vs_reproduced(reproduced: pd.DataFrame, published: pd.DataFrame,
     """Table 2 published beside reproduced: one row per (dataset, model, split, metric).
 
     ``reproduced`` is :func:`table2`'s output, ``published`` the rows of
-    ``paper/published_table2.csv``. ``difference`` is reproduced mean − published. Paper models
-    with no runs have ``status`` "not run"; our models absent from the paper "not in paper".
-    The header for the writers (what data the reproduction ran on) is in ``attrs["note"]``.
+    ``paper/published_table2.csv``. ``difference`` is reproduced mean − published;
+    ``judgement`` is :func:`~urbanmoe.evaluation.uncertainty.placement` (within / above /
+    below; empty for the efficiency columns, measured on other hardware). Paper models with no
+    runs have ``status`` "not run"; our models absent from the paper "not in paper". The header
+    for the writers (what data the reproduction ran on) is in ``attrs["note"]``;
+    ``attrs["judged"]`` is False on the synthetic benchmark, where the paper's values cannot
+    be expected, and the writers then state that in one line instead of the column.
     """
     tasks = reproduced.attrs.get("tasks") or [
         c[:-3] for c in published.columns if c.endswith("_r2") and c != "avg_r2"]
@@ -266,10 +282,46 @@ def published_vs_reproduced(reproduced: pd.DataFrame, published: pd.DataFrame,
                              "split": "" if r is None else r["split"],
                              "n_seeds": 0 if r is None else r["n_seeds"], "metric": met,
                              "published": p, "reproduced_mean": mean, "reproduced_std": std,
-                             "difference": mean - p, "status": status})
+                             "difference": mean - p, "status": status,
+                             "judgement": "" if met in EFFICIENCY else placement(p, mean, std)})
     out = pd.DataFrame(rows)
-    out.attrs["note"] = _header(reproduced, dataset_note)
+    fake = synthetic_datasets(reproduced, dataset_note)
+    synthetic = [d for d in dict.fromkeys(out["dataset"]) if d in fake]
+    out.loc[out["dataset"].isin(synthetic), "judgement"] = ""
+    out.attrs["judged"] = bool(set(out["dataset"]) - set(synthetic))
+    out.attrs["note"] = _header(reproduced, dataset_note) + "\n\n" + judgement_note(
+        out.attrs["judged"], synthetic)
     return out
+
+
+def synthetic_run(dataset_dirs: Sequence[str], dataset_note: str) -> bool:
+    """Whether runs were on the embedded synthetic benchmark: their data folders say so, or,
+    with no folder known, the note does."""
+    dirs = [d for d in dataset_dirs if d]
+    return any(is_synthetic(d) for d in dirs) if dirs else "synthetic" in dataset_note
+
+
+def synthetic_datasets(reproduced: pd.DataFrame, dataset_note: str) -> set[str]:
+    """The datasets of a table whose runs were on the synthetic benchmark."""
+    known = "dataset_dir" in reproduced.columns
+    return {str(ds) for ds, grp in reproduced.groupby("dataset", sort=False)
+            if synthetic_run([d for v in grp["dataset_dir"].dropna() for d in str(v).split(", ")]
+                             if known else [], dataset_note)}
+
+
+def judgement_note(judged: bool, synthetic: Sequence[str] = ()) -> str:
+    """The line that says what the judgement column means, or why a dataset has none."""
+    lines = []
+    if synthetic:
+        lines.append(f"No cell of {', '.join(synthetic)} is judged within, above or below: the "
+                     "synthetic benchmark cannot be expected to give the paper's values, so "
+                     "such a column would only read \"below\" or \"above\". On real data it "
+                     "says where each reproduced value lies.")
+    if judged:
+        lines.append(f"Judgement: within when the published value lies inside the reproduced "
+                     f"mean ± {WITHIN_K:g} x (reproduced std + published std, where published), "
+                     "else whether the reproduced mean is above or below it.")
+    return " ".join(lines)
 
 
 def _header(reproduced: pd.DataFrame, dataset_note: str) -> str:
@@ -315,8 +367,12 @@ def _pvr_display(df: pd.DataFrame) -> pd.DataFrame:
                      + f" (n={r.n_seeds})",
                      "" if pd.isna(r.difference) else ("{:+.2f}" if eff else "{:+.4f}").format(
                          r.difference)])
-    return pd.DataFrame(rows, columns=["Dataset", "Model", "Metric", "Published",
-                                       "Reproduced (mean ± std)", "Reproduced − published"])
+    out = pd.DataFrame(rows, columns=["Dataset", "Model", "Metric", "Published",
+                                      "Reproduced (mean ± std)", "Reproduced − published"])
+    if df.attrs.get("judged", True):
+        shown = df[~((df["status"] == "not run") & (df["metric"] != "avg_r2"))]
+        out["Judgement"] = shown["judgement"].fillna("").to_numpy()
+    return out
 
 
 def write_published_vs_reproduced(df: pd.DataFrame, stem: Path,
