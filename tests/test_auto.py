@@ -50,7 +50,8 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_auto_records_its_choice_and_every_candidate(city: Path, tmp_path: Path) -> None:
     cfg = load_config(None, [*FAST, f"features.cache_dir={tmp_path / 'c'}"])
     m = train_run(city, 0, tmp_path / "run", cfg, progress=False)
-    assert set(m["candidates_test"]) == {"knn_tuned", "lightgbm", "urbanmoe", "urbanmoe_lag"}
+    assert set(m["candidates_test"]) == {"knn_tuned", "lightgbm", "urbanmoe", "urbanmoe_lag",
+                                         "urbanmoe_location"}
     chosen = m["chosen_on_validation"]
     assert set(chosen["validation_r2"]) == set(TASKS)
     for task in TASKS:  # the best validation score names what was chosen

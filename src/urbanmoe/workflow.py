@@ -26,12 +26,12 @@ from urbanmoe.notebook_params import (  # noqa: F401  (the rules and tests name 
     yaml_scalar,
 )
 from urbanmoe.paper_items import ITEMS, experiments, outputs_of, rows_from
-from urbanmoe.training.registry import MODELS
+from urbanmoe.training.registry import MODELS, URBANMOE_FAMILY
 
 Config = dict[str, Any]
 FIGURES = "paper_figures"
 #: Models whose training depends on model.* only: a change of baselines.* does not rerun them.
-URBANMOE_MODELS = ("urbanmoe", "urbanmoe_st", "urbanmoe_dense")
+URBANMOE_MODELS = URBANMOE_FAMILY
 #: The MLflow experiments of the paper items (for the track rule's wildcard).
 paper_experiments = experiments
 #: Config sections whose change reruns a training job.

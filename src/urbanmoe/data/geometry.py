@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from urbanmoe.data.table import ID, DataError
 
 if TYPE_CHECKING:
@@ -88,3 +90,13 @@ def read_geometry(ds: RegionDataset) -> Any:
         raise DataError(f"{path}: cannot reproject its shapes to WGS84: {_one_line(exc)}"
                         ) from None
     return out.loc[ids.to_numpy()]
+
+
+def centroids(ds: RegionDataset) -> np.ndarray:
+    """(N, 2) lat/lon of each region's shape's centroid, in table order: computed in the
+    shapes' local UTM zone (a centroid in degrees is skewed), then back to WGS84. What a city
+    without ``lat``/``lon`` uses as its coordinates (``RegionDataset.coords``)."""
+    shapes = read_geometry(ds)
+    metric = shapes.to_crs(shapes.estimate_utm_crs())
+    points = metric.centroid.to_crs(WGS84)
+    return np.column_stack([points.y.to_numpy(), points.x.to_numpy()]).astype(np.float64)

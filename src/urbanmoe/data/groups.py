@@ -25,7 +25,7 @@ GROUP_KEYS = {"prefix", "columns", "transform"}
 GROUP_TRANSFORMS = ("log1p", "share", "none")
 # names that already mean something as a model input (training/prepare.py; "poi" is the POI
 # vector p that joins z)
-RESERVED = ("image", "text", "poi", "lag", "coords", "region_index")
+RESERVED = ("image", "text", "poi", "lag", "coords", "region_index", "location")
 POI_GROUP = "pois"
 
 

@@ -37,7 +37,9 @@ def _row_modalities(ds: RegionDataset) -> pd.DataFrame:
     have["image"] = t["image_path"].notna() if "image_path" in t else False
     have["text"] = t["text"].fillna("").astype(str).str.strip() != "" if "text" in t else False
     have["POI"] = t[ds.poi_columns].sum(axis=1) > 0 if ds.poi_columns else False
-    have["location"] = t[["lat", "lon"]].notna().all(axis=1) if ds.coords is not None else False
+    coords = ds.coords
+    have["location"] = (pd.Series(np.isfinite(coords).all(axis=1), index=t.index)
+                        if coords is not None else False)
     return have
 
 
@@ -87,8 +89,8 @@ def region_sample(ds: RegionDataset, region_id: str | None = None, seed: int = 0
     text = ds.texts[i] if ds.texts is not None and ds.texts[i].strip() else None
     sample = {
         "dataset": ds.name, "region_id": str(row[ID]),
-        "lat": float(row["lat"]) if ds.coords is not None else None,
-        "lon": float(row["lon"]) if ds.coords is not None else None,
+        "lat": float(ds.coords[i, 0]) if ds.coords is not None else None,
+        "lon": float(ds.coords[i, 1]) if ds.coords is not None else None,
         "image": image, "image_rgb": None if image is None else stretch(image),
         "poi": {c.removeprefix("poi_"): float(row[c]) for c in ds.poi_columns},
         "text": text,

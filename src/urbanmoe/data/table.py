@@ -46,6 +46,8 @@ class RegionDataset:
     feature_groups: dict[str, FeatureGroup] = field(default_factory=dict)
     # region x region relations by name (data/relations.py)
     relations: dict[str, Relation] = field(default_factory=dict)
+    # the geometry's centroids, read on first use when the table has no lat/lon
+    _centroids: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -56,10 +58,24 @@ class RegionDataset:
 
     @property
     def coords(self) -> np.ndarray | None:
-        """(N, 2) lat/lon in degrees, or None when the table has no coordinates."""
+        """(N, 2) lat/lon in degrees: the table's ``lat``/``lon``, else the centroids of the
+        ``geometry`` file's shapes (``data/geometry.py``); None when the city has neither."""
         if {"lat", "lon"} <= set(self.table.columns):
             return self.table[["lat", "lon"]].to_numpy(dtype=np.float64)
+        if self.meta.get("geometry"):
+            if self._centroids is None:
+                from urbanmoe.data.geometry import centroids  # (imports this module)
+
+                self._centroids = centroids(self)
+            return self._centroids
         return None
+
+    @property
+    def coords_source(self) -> str:
+        """Where :attr:`coords` come from: ``lat/lon``, ``geometry centroids`` or ``none``."""
+        if {"lat", "lon"} <= set(self.table.columns):
+            return "lat/lon"
+        return "geometry centroids" if self.meta.get("geometry") else "none"
 
     @property
     def poi_columns(self) -> list[str]:

@@ -119,6 +119,7 @@ def run_on(ds: RegionDataset, seed: int, out_dir: Path, cfg: dict[str, Any],
     ``metrics.json``. Features are cached under ``cache`` (None: not cached)."""
     t = cfg["train"]
     spec = registry.get(cfg["model"]["name"])
+    cfg = registry.configured(spec, cfg)
     seed_everything(seed, t["threads"])
     device = resolve_device(t["device"])
     reason = skip or registry.skip_reason(spec, ds, cfg["model"])

@@ -26,6 +26,7 @@ from urbanmoe.io import atomic_path, safe_name, sha256_file, write_json
 log = logging.getLogger(__name__)
 
 MODALITIES = ("image", "text")
+LOCATION = "location"  # computed from the coordinates (features/location.py)
 
 
 class Encoder(Protocol):
@@ -69,8 +70,10 @@ def build_encoder(modality: str, settings: dict[str, Any]) -> Encoder:
 def encoder_settings(features: Mapping[str, Any], modality: str) -> dict[str, Any]:
     """``features.<modality>``, with ``features.remoteclip`` attached when it selects RemoteCLIP
     (one checkpoint serves both the image and the text encoder)."""
-    # only raw images and texts are encoded, and relations profiled; feature groups and
-    # embeddings need no settings
+    # only raw images and texts are encoded, relations profiled and positions encoded; feature
+    # groups and embeddings need no settings
+    if modality == LOCATION:
+        return dict(features[LOCATION])
     if modality not in MODALITIES:
         return {"relations": dict(features["relations"])}  # a relation's row profile
     out = dict(features[modality])
@@ -81,10 +84,12 @@ def encoder_settings(features: Mapping[str, Any], modality: str) -> dict[str, An
 
 def has_modality(ds: RegionDataset, modality: str) -> bool:
     """Whether the dataset carries this modality: precomputed embeddings, a tabular feature
-    group (``data/groups.py``), a relation's row profile (``features/relations.py``), or raw
-    images or texts."""
+    group (``data/groups.py``), a relation's row profile (``features/relations.py``), raw
+    images or texts, or coordinates for the location encoding (``features/location.py``)."""
     if (ds.meta.get("embeddings") or {}).get(modality) or modality in ds.feature_groups:
         return True
+    if modality == LOCATION:
+        return ds.coords is not None
     if modality in ds.relations:
         return True
     return {"image": ds.image_paths, "text": ds.texts}.get(modality) is not None
@@ -126,6 +131,10 @@ def modality_features(
         from urbanmoe.features.relations import relation_profile
 
         return relation_profile(ds, modality, settings["relations"])
+    if modality == LOCATION:
+        from urbanmoe.features.location import location_features
+
+        return None if ds.coords is None else location_features(ds.coords, settings)
     if not has_modality(ds, modality):
         return None
     return _encode_cached(ds, build_encoder(modality, settings), cache_dir, progress)[0]

@@ -11,6 +11,8 @@ may bring other modalities: precomputed embeddings and tabular feature groups
   of its own otherwise;
 * the row profile of every relation (``features/relations.py``) not declared
   ``profile: false``, each a branch of its own;
+* with ``model.location`` (not in the paper), the location encoding of the coordinates
+  (``features/location.py``) when the city has coordinates, a branch of its own;
 * **context**: the feature groups of at most ``model.context_max_columns`` columns, appended to
   z beside p, so that two mobility flows do not get a module of experts of their own (when
   nothing else forms a branch, they do).
@@ -30,7 +32,7 @@ from typing import Any
 from urbanmoe.data.groups import POI_GROUP
 from urbanmoe.data.table import RegionDataset
 from urbanmoe.errors import ConfigError
-from urbanmoe.features.base import MODALITIES, has_modality
+from urbanmoe.features.base import LOCATION, MODALITIES, has_modality
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,8 @@ def plan_inputs(ds: RegionDataset, m: Mapping[str, Any]) -> InputPlan:
             context = list(m["context"])
         branches = primary + [g for g in tabular if g not in context]
         branches += profiled
+        if m.get("location") and ds.coords is not None and LOCATION not in branches:
+            branches.append(LOCATION)
     both = sorted(set(branches) & set(context))
     if both:
         raise ConfigError(f"model.context: {both[0]!r} is also one of model.branches")

@@ -37,6 +37,7 @@ from urbanmoe.evaluation.uncertainty import (
 from urbanmoe.io import write_text
 from urbanmoe.paper_items import FULL_MODEL, ITEMS, rows_from
 from urbanmoe.report.evidence import Evidence, Part, Rule, exact, read_optional
+from urbanmoe.training.registry import URBANMOE_FAMILY
 
 
 @dataclass
@@ -99,7 +100,7 @@ def _row(t2: pd.DataFrame, ds: str, model: str) -> pd.Series | None:
 
 #: Table 2's baselines from the paper (its models but UrbanMoE's own rows).
 PAPER_BASELINES = [m for m in ITEMS["table2"].models if not m.startswith(FULL_MODEL)]
-UMOE_ROWS = ("urbanmoe", "urbanmoe_st", "urbanmoe_dense")
+UMOE_ROWS = URBANMOE_FAMILY
 
 
 def table2_claims(t2: pd.DataFrame, ev: Evidence) -> list[Verdict]:

@@ -14,13 +14,14 @@ import pandas as pd
 
 from urbanmoe.evaluation.uncertainty import INCONCLUSIVE, judge, paired
 from urbanmoe.report.evidence import Rule
+from urbanmoe.training.registry import URBANMOE_FAMILY
 
 LABEL = "Average R²"  # Table 2's display column of the average R² (tables.metric_label)
 
 
 #: Table 2's marks beside the average R²
 MARK_UMOE, MARK_BEST = "*", "†"
-UMOE_FAMILY = ("urbanmoe", "urbanmoe_st", "urbanmoe_dense")
+UMOE_FAMILY = URBANMOE_FAMILY
 NOT_BASELINES = ("mean",)  # a floor, not a competitor
 
 

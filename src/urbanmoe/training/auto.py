@@ -8,6 +8,8 @@ Not in the paper. Which model wins depends on the city and the split (``docs/spa
 * ``urbanmoe``: the paper's model on every modality;
 * ``urbanmoe_lag``: UrbanMoE with the spatial lag of the training labels appended to z
   (``spatial.lag: context``; needs lat/lon);
+* ``urbanmoe_location``: UrbanMoE with the location encoding as a branch of its own
+  (``features/location.py``; needs lat/lon);
 
 and, per task, the average of the two candidates best on validation, ``w * a + (1 - w) * b``
 with ``w`` on ``ensemble.WEIGHT_GRID``. A candidate is scored by its R² on the task's observed
@@ -31,7 +33,7 @@ from urbanmoe.features.spatial_lag import TRANSDUCTIVE_NOTE
 from urbanmoe.training import ensemble, registry
 from urbanmoe.training.fitting import Fitted, fit_model, sub_state
 from urbanmoe.training.loop import TrainData
-from urbanmoe.training.prepare import Prepared, spatial_lag_input
+from urbanmoe.training.prepare import Prepared, spatial_lag_input, with_location
 from urbanmoe.training.scores import regression_metrics
 
 # (id, model.name, spatial.* it sets)
@@ -40,13 +42,16 @@ CANDIDATES: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("lightgbm", "lightgbm", {}),
     ("urbanmoe", "urbanmoe", {}),
     ("urbanmoe_lag", "urbanmoe", {"lag": "context"}),
+    ("urbanmoe_location", "urbanmoe_location", {}),
 )
 
 
 def candidate_config(cfg: dict[str, Any], model: str, spatial: dict[str, str]) -> dict[str, Any]:
-    """The configuration a candidate runs under."""
-    return {**cfg, "model": {**cfg["model"], "name": model},
-            "spatial": {**cfg["spatial"], "lag": "none", "ensemble": "none", **spatial}}
+    """The configuration a candidate runs under (with the ``model.*`` settings its model
+    implies: ``registry.configured``)."""
+    return registry.configured(registry.get(model), {
+        **cfg, "model": {**cfg["model"], "name": model},
+        "spatial": {**cfg["spatial"], "lag": "none", "ensemble": "none", **spatial}})
 
 
 def _with_lag(prep: Prepared, cfg: dict[str, Any]) -> Prepared:
@@ -132,6 +137,8 @@ def fit_auto(prep: Prepared, cfg: dict[str, Any], seed: int, device: torch.devic
                 spatial.get("lag") and prep.ds.coords is None):
             continue
         cprep = _with_lag(both, ccfg) if spatial.get("lag") else both
+        if ccfg["model"]["location"]:
+            cprep = with_location(cprep, ccfg)
         out = fit_model(spec, cprep, ccfg, seed, device, progress,
                         state=sub_state(state, cid))
         val_preds[cid], test_preds[cid] = out.pred_std[:len(va)], out.pred_std[len(va):]

@@ -17,7 +17,7 @@ from urbanmoe.data.geo import km_points
 from urbanmoe.data.splits import Split, block_ids, make_split
 from urbanmoe.data.table import RegionDataset
 from urbanmoe.errors import DataError
-from urbanmoe.features.base import encoder_settings, modality_features, poi_vector
+from urbanmoe.features.base import LOCATION, encoder_settings, modality_features, poi_vector
 from urbanmoe.features.plan import InputPlan, plan_inputs
 from urbanmoe.features.spatial_lag import lag_features
 from urbanmoe.training.loop import TrainData
@@ -144,6 +144,21 @@ def context_vector(ds: RegionDataset, plan: InputPlan, branch_dims: dict[str, in
         parts.append(p)
     parts += [groups[g].matrix(ds.table).astype(np.float32) for g in plan.context]
     return np.concatenate(parts, axis=1) if parts else None
+
+
+def with_location(prep: Prepared, cfg: dict[str, Any]) -> Prepared:
+    """``prep`` with the location branch (``features/location.py``) added, standardised on its
+    training rows; ``prep`` itself when it has the branch or the city has no coordinates."""
+    from dataclasses import replace
+
+    if LOCATION in prep.branch_dims or prep.ds.coords is None:
+        return prep
+    feats = modality_features(prep.ds, LOCATION, encoder_settings(cfg["features"], LOCATION),
+                              None)
+    inputs = {**prep.data.inputs, LOCATION: torch.from_numpy(_standardise(feats,
+                                                                           prep.split.train))}
+    return replace(prep, data=TrainData(inputs, prep.data.y, prep.data.observed),
+                   branch_dims={**prep.branch_dims, LOCATION: feats.shape[1]})
 
 
 def prepare(

@@ -58,6 +58,8 @@ class ModelSpec:
     label: str = ""  # row label in Table 2
     # a representation learned without labels: the same for every split, learned once per seed
     label_free: bool = False
+    # the model.* settings this model is (e.g. urbanmoe_location: model.location true)
+    settings: tuple[tuple[str, Any], ...] = ()
 
     def function(self) -> Callable[..., Any]:
         module, func = self.target.split(":")
@@ -65,8 +67,9 @@ class ModelSpec:
 
 
 def _spec(name: str, family: Family, target: str, label: str, *, st: bool = False,
-          needs: tuple[str, ...] = (), label_free: bool = False) -> ModelSpec:
-    return ModelSpec(name, family, target, st, needs, label, label_free)
+          needs: tuple[str, ...] = (), label_free: bool = False,
+          settings: tuple[tuple[str, Any], ...] = ()) -> ModelSpec:
+    return ModelSpec(name, family, target, st, needs, label, label_free, settings)
 
 
 _FACTORY = "models.factory:build_model"
@@ -79,6 +82,8 @@ MODELS: dict[str, ModelSpec] = {s.name: s for s in [
     _spec("urbanmoe", "neural", _FACTORY, "UrbanMoE", needs=("branch",)),
     _spec("urbanmoe_st", "neural", _FACTORY, "UrbanMoE (ST)", st=True, needs=("branch",)),
     _spec("urbanmoe_dense", "neural", _FACTORY, "UrbanMoE (eps = 0)", needs=("branch",)),
+    _spec("urbanmoe_location", "neural", _FACTORY, "UrbanMoE + location",
+          needs=("branch", "coords"), settings=(("location", True),)),
     _spec("mmoe", "neural", f"{_NEURAL}:build_mmoe", "MMoE", needs=("branch",)),
     _spec("ple", "neural", f"{_NEURAL}:build_ple", "PLE/CGC", needs=("branch",)),
     _spec("mlp_mt", "neural", f"{_NEURAL}:build_shared_bottom", "Shared-bottom MLP (MT)",
@@ -125,6 +130,17 @@ def get(name: str) -> ModelSpec:
     if name not in MODELS:
         raise ConfigError(f"model.name: unknown {name!r} (known: {sorted(MODELS)})")
     return MODELS[name]
+
+
+#: UrbanMoE and its variants (the models the factory of Section 2 builds)
+URBANMOE_FAMILY = tuple(name for name, spec in MODELS.items() if spec.target == _FACTORY)
+
+
+def configured(spec: ModelSpec, cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` with the ``model.*`` settings ``spec`` implies (the same dict if none)."""
+    if not spec.settings:
+        return cfg
+    return {**cfg, "model": {**cfg["model"], **dict(spec.settings)}}
 
 
 def skip_reason(spec: ModelSpec, ds: RegionDataset, m: Mapping[str, Any]) -> str | None:
