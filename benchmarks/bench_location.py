@@ -7,10 +7,13 @@ test R²), ``auto`` without the ``urbanmoe_location`` candidate (as it was befor
 ``urbanmoe_location`` with each other encoding of ``--encodings`` (the candidate uses the
 configured one). Prints per dataset and split the avg R² (log1p scale, mean over seeds) of
 each, the paired per-seed differences to the tuned kNN (mean ± std), and the share of
-UrbanMoE's gap to the kNN that the location branch closes. Asserts nothing.
+UrbanMoE's gap to the kNN that the location branch closes. With ``--times``, instead: the
+training seconds of ``urbanmoe`` and ``urbanmoe_location`` per seed on each dataset (2 threads,
+run one after the other) and their ratio. Asserts nothing.
 
     python benchmarks/bench_location.py --datasets data/real/Beijing data/synthetic/SH \\
         [--splits random spatial_block] [--seeds 0 1 2] [--encodings rff] [--set key=value]
+    python benchmarks/bench_location.py --datasets data/synthetic/SH --times
 """
 
 from __future__ import annotations
@@ -58,6 +61,24 @@ def _runs(dataset: Path, split: str, seed: int, tmp: str, overrides: list[str],
     return r2
 
 
+def _times(datasets: list[Path], seeds: list[int], overrides: list[str]) -> None:
+    print("| dataset | seeds | urbanmoe train (s) | urbanmoe_location train (s) | ratio |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for dataset in datasets:
+            secs: dict[str, list[float]] = {"urbanmoe": [], NEW: []}
+            for seed in seeds:
+                for model in secs:
+                    cfg = load_config(None, [f"features.cache_dir={tmp}/cache", "train.threads=2",
+                                             f"model.name={model}", *overrides])
+                    m = train_run(dataset, seed, Path(tmp) / f"{dataset.name}-{model}-{seed}",
+                                  cfg, progress=False)
+                    secs[model].append(m["efficiency"]["train_seconds"])
+            a, b = np.array(secs["urbanmoe"]), np.array(secs[NEW])
+            print(f"| {dataset.name} | {len(seeds)} | {a.mean():.1f} ± {a.std():.1f} | "
+                  f"{b.mean():.1f} ± {b.std():.1f} | {b.mean() / a.mean():.2f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", type=Path, nargs="+", required=True)
@@ -66,7 +87,11 @@ def main() -> None:
     ap.add_argument("--encodings", nargs="*", default=["rff"],
                     help="other features.location.encoding values run beside the configured")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--times", action="store_true", help="time the two UrbanMoE fits instead")
     args = ap.parse_args()
+    if args.times:
+        _times(args.datasets, args.seeds, args.overrides)
+        return
     extra = [f"{NEW}_{e}" for e in args.encodings]
     cols = [*SHOWN, *extra]
     print("| dataset | split | seeds | " + " | ".join(cols) + " | " + " | ".join(
