@@ -148,3 +148,28 @@ def test_placement_is_within_the_summed_spread_or_names_the_side() -> None:
     assert placement(0.5, 0.72, 0.02) == "above"
     assert placement(0.72, 0.72) == "within" and placement(0.72, 0.73) == "above"
     assert placement(float("nan"), 0.7) == ""
+
+
+def _pvr(dataset_dir: str, note: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from urbanmoe.report.tables import _pvr_display, published_vs_reproduced
+
+    reproduced = pd.DataFrame([{"dataset": "SH", "model": "urbanmoe", "split": "random",
+                                "n_seeds": 3, "dataset_dir": dataset_dir,
+                                "carbon_r2_mean": 0.80, "carbon_r2_std": 0.01,
+                                "avg_r2_mean": 0.80, "avg_r2_std": 0.01}])
+    reproduced.attrs["tasks"] = ["carbon"]
+    published = pd.DataFrame([{"dataset": "SH", "model": "UrbanMoE", "carbon_r2": 0.79,
+                               "avg_r2": 0.70}])
+    pvr = published_vs_reproduced(reproduced, published, note)
+    return pvr, _pvr_display(pvr)
+
+
+def test_table2s_comparison_is_judged_on_real_data_and_says_why_not_on_synthetic() -> None:
+    pvr, shown = _pvr("data/real/SH", "a user's city")
+    r2 = pvr.set_index("metric")
+    assert r2.loc["carbon_r2", "judgement"] == "within"  # |0.80 - 0.79| <= 2 x 0.01
+    assert r2.loc["avg_r2", "judgement"] == "above"
+    assert "Judgement" in shown.columns and "Judgement: within when" in pvr.attrs["note"]
+    fake, shown = _pvr("data/synthetic/SH", "the embedded synthetic benchmark (SH)")
+    assert "Judgement" not in shown.columns and set(fake["judgement"]) == {""}
+    assert "No cell of SH is judged" in fake.attrs["note"]
