@@ -30,8 +30,6 @@ from urbanmoe.training.registry import MODELS, URBANMOE_FAMILY
 
 Config = dict[str, Any]
 FIGURES = "paper_figures"
-#: Models whose training depends on model.* only: a change of baselines.* does not rerun them.
-URBANMOE_MODELS = URBANMOE_FAMILY
 #: The MLflow experiments of the paper items (for the track rule's wildcard).
 paper_experiments = experiments
 #: Config sections whose change reruns a training job.
@@ -86,7 +84,9 @@ def training_settings(cfg: Config, variant: str) -> dict[str, Any]:
     """The configuration a training run depends on (a change reruns it); baselines also
     depend on baselines.*"""
     out = {key: cfg[key] for key in TRAINING_SECTIONS}
-    if variant.split("@")[0] not in URBANMOE_MODELS:  # where the cache lives changes nothing
+    # UrbanMoE and its variants depend on model.* only: a change of baselines.* does not
+    # rerun them
+    if variant.split("@")[0] not in URBANMOE_FAMILY:  # where the cache lives changes nothing
         out["baselines"] = {k: v for k, v in cfg["baselines"].items() if k != "cache_dir"}
     return out
 

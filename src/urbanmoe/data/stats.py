@@ -87,10 +87,11 @@ def region_sample(ds: RegionDataset, region_id: str | None = None, seed: int = 0
     image = read_tile(paths[i]) if paths is not None and pd.notna(row["image_path"]) else None
     units = {t: str((ds.meta["targets"].get(t) or {}).get("unit", "")) for t in ds.tasks}
     text = ds.texts[i] if ds.texts is not None and ds.texts[i].strip() else None
+    coords = ds.coords
     sample = {
         "dataset": ds.name, "region_id": str(row[ID]),
-        "lat": float(ds.coords[i, 0]) if ds.coords is not None else None,
-        "lon": float(ds.coords[i, 1]) if ds.coords is not None else None,
+        "lat": float(coords[i, 0]) if coords is not None else None,
+        "lon": float(coords[i, 1]) if coords is not None else None,
         "image": image, "image_rgb": None if image is None else stretch(image),
         "poi": {c.removeprefix("poi_"): float(row[c]) for c in ds.poi_columns},
         "text": text,

@@ -27,6 +27,7 @@ import pandas as pd
 from urbanmoe.data.splits import block_ids
 from urbanmoe.data.table import load_dataset
 from urbanmoe.evaluation.uncertainty import block_weights, replicate_r2
+from urbanmoe.io import write_text
 
 #: replicate weights held at once: about this many floats (chunks of replicates)
 CHUNK_VALUES = 20_000_000
@@ -120,6 +121,4 @@ def bootstrap_replicates(runs: pd.DataFrame, group: Sequence[str], tasks: Sequen
 
 def write_replicates(df: pd.DataFrame, path: Path | str) -> None:
     """Write the replicate table as CSV (6 significant digits), atomically."""
-    from urbanmoe.io import write_text
-
     write_text(Path(path), df.to_csv(index=False, float_format="%.6g"), "table")

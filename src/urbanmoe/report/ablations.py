@@ -18,7 +18,6 @@ import pandas as pd
 from urbanmoe.evaluation.ablations import FIGURE3, ablation_summary, study_tasks
 from urbanmoe.evaluation.metrics import METRICS
 from urbanmoe.evaluation.uncertainty import placement
-from urbanmoe.io import write_text
 from urbanmoe.models.layout import ExpertLayout
 from urbanmoe.paper_items import ITEMS
 from urbanmoe.report import tables as tb
@@ -218,4 +217,4 @@ def write_published_vs_reproduced(pvr: pd.DataFrame, stem: Path | str, title: st
 
 def write_summary(summary: pd.DataFrame, path: Path | str) -> None:
     """Write :func:`ablation_summary`'s frame as CSV (read by the claims checker), atomically."""
-    write_text(Path(path), summary.to_csv(index=False), "table")
+    tb.write_csv(summary, path)

@@ -100,7 +100,6 @@ def _row(t2: pd.DataFrame, ds: str, model: str) -> pd.Series | None:
 
 #: Table 2's baselines from the paper (its models but UrbanMoE's own rows).
 PAPER_BASELINES = [m for m in ITEMS["table2"].models if not m.startswith(FULL_MODEL)]
-UMOE_ROWS = URBANMOE_FAMILY
 
 
 def table2_claims(t2: pd.DataFrame, ev: Evidence) -> list[Verdict]:
@@ -122,7 +121,7 @@ def table2_claims(t2: pd.DataFrame, ev: Evidence) -> list[Verdict]:
                 parts, all_of, ", ".join(f"{t} {mt[f'{t}_r2_mean'] - st[f'{t}_r2_mean']:+.4f}"
                                          for t in tasks), tasks))
         if mt is not None:
-            others = t2[(t2["dataset"] == ds) & ~t2["model"].isin(UMOE_ROWS)
+            others = t2[(t2["dataset"] == ds) & ~t2["model"].isin(URBANMOE_FAMILY)
                         & (t2["n_seeds"].fillna(0) > 0 if "n_seeds" in t2 else True)]
             paper = others[others["model"].isin(PAPER_BASELINES)]
             for label, pool in (("every baseline of the paper", paper),

@@ -10,15 +10,18 @@ returns the verdict with both intervals: over seeds (the rule) and over test reg
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from urbanmoe.evaluation.uncertainty import (
-    INCONCLUSIVE,
+    HELD,
+    NOT_HELD,
     Interval,
     judge,
     paired,
@@ -54,12 +57,20 @@ class Part:
         return "" if self.regions is None else self.regions.text()
 
 
+@functools.cache
+def _configured(key: str) -> Any:
+    from urbanmoe.config import validate
+
+    return validate({}, "(defaults)")["verdicts"][key]
+
+
 @dataclass(frozen=True)
 class Rule:
-    """The rule's settings (``verdicts`` in config.yaml)."""
+    """The rule's settings (``verdicts`` in config.yaml; the schema's defaults when not
+    given)."""
 
-    confidence: float = 0.95
-    min_pairs: int = 3
+    confidence: float = field(default_factory=lambda: float(_configured("confidence")))
+    min_pairs: int = field(default_factory=lambda: int(_configured("min_pairs")))
 
 
 def read_optional(path: Path) -> pd.DataFrame | None:
@@ -126,13 +137,6 @@ class Evidence:
 
 def exact(value: bool) -> Part:
     """A claim about a quantity with no sampling noise (a count, a size): held or not."""
-    from urbanmoe.evaluation.uncertainty import HELD, NOT_HELD
-
     iv = Interval(float("nan"), float("nan"), float("nan"), 0, "exact",
                   "an exact quantity of the runs, not an estimate")
     return Part(HELD if value else NOT_HELD, iv, None)
-
-
-def missing(reason: str) -> Part:
-    iv = Interval(float("nan"), float("nan"), float("nan"), 0, "paired t", reason)
-    return Part(INCONCLUSIVE, iv, None, reason)

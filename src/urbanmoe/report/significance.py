@@ -21,7 +21,6 @@ LABEL = "Average R²"  # Table 2's display column of the average R² (tables.met
 
 #: Table 2's marks beside the average R²
 MARK_UMOE, MARK_BEST = "*", "†"
-UMOE_FAMILY = URBANMOE_FAMILY
 NOT_BASELINES = ("mean",)  # a floor, not a competitor
 
 
@@ -40,7 +39,7 @@ def significance_marks(out: pd.DataFrame, runs: pd.DataFrame, rule: Rule) -> pd.
                                                    "avg_r2_vs_best_lo", "avg_r2_vs_best_hi")}
     best_of, marks = [""] * len(out), [""] * len(out)
     for (ds, sp), grp in out.groupby(["dataset", "split"], sort=False):
-        pool = grp[~grp["model"].isin([*UMOE_FAMILY, *NOT_BASELINES])]
+        pool = grp[~grp["model"].isin([*URBANMOE_FAMILY, *NOT_BASELINES])]
         best = str(pool.loc[pool["avg_r2_mean"].idxmax(), "model"]) if len(pool) else None
         for i in grp.index:
             pos = out.index.get_loc(i)

@@ -32,8 +32,7 @@ from urbanmoe.errors import ConfigError, DataError
 from urbanmoe.features.spatial_lag import TRANSDUCTIVE_NOTE
 from urbanmoe.training import ensemble, registry
 from urbanmoe.training.fitting import Fitted, fit_model, sub_state
-from urbanmoe.training.loop import TrainData
-from urbanmoe.training.prepare import Prepared, spatial_lag_input, with_location
+from urbanmoe.training.prepare import Prepared, spatial_lag_input, with_input, with_location
 from urbanmoe.training.scores import regression_metrics
 
 # (id, model.name, spatial.* it sets)
@@ -57,9 +56,7 @@ def candidate_config(cfg: dict[str, Any], model: str, spatial: dict[str, str]) -
 def _with_lag(prep: Prepared, cfg: dict[str, Any]) -> Prepared:
     """``prep`` with the spatial-lag input appended to z (``spatial.lag: context``)."""
     lag = spatial_lag_input(prep.ds, cfg, prep.split, prep.y_log)
-    inputs = {**prep.data.inputs, "lag": torch.from_numpy(lag)}
-    return replace(prep, data=TrainData(inputs, prep.data.y, prep.data.observed),
-                   n_lag=lag.shape[1])
+    return with_input(prep, "lag", lag, branch=False)
 
 
 def _r2(y: np.ndarray, pred: np.ndarray) -> float:

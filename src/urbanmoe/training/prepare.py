@@ -146,19 +146,27 @@ def context_vector(ds: RegionDataset, plan: InputPlan, branch_dims: dict[str, in
     return np.concatenate(parts, axis=1) if parts else None
 
 
+def with_input(prep: Prepared, name: str, values: np.ndarray, *, branch: bool) -> Prepared:
+    """``prep`` with one more (already standardised) input ``name``: a branch of its own
+    (``branch``), else appended to every branch's z like the spatial lag (``n_lag``)."""
+    from dataclasses import replace
+
+    inputs = {**prep.data.inputs, name: torch.from_numpy(values)}
+    data = TrainData(inputs, prep.data.y, prep.data.observed)
+    if branch:
+        return replace(prep, data=data, branch_dims={**prep.branch_dims,
+                                                     name: values.shape[1]})
+    return replace(prep, data=data, n_lag=values.shape[1])
+
+
 def with_location(prep: Prepared, cfg: dict[str, Any]) -> Prepared:
     """``prep`` with the location branch (``features/location.py``) added, standardised on its
     training rows; ``prep`` itself when it has the branch or the city has no coordinates."""
-    from dataclasses import replace
-
     if LOCATION in prep.branch_dims or prep.ds.coords is None:
         return prep
     feats = modality_features(prep.ds, LOCATION, encoder_settings(cfg["features"], LOCATION),
                               None)
-    inputs = {**prep.data.inputs, LOCATION: torch.from_numpy(_standardise(feats,
-                                                                           prep.split.train))}
-    return replace(prep, data=TrainData(inputs, prep.data.y, prep.data.observed),
-                   branch_dims={**prep.branch_dims, LOCATION: feats.shape[1]})
+    return with_input(prep, LOCATION, _standardise(feats, prep.split.train), branch=True)
 
 
 def prepare(
