@@ -70,6 +70,14 @@ def _pickled_checkpoint(city: Path) -> None:
     (city / "weights.pt").write_bytes(pickle.dumps({"w": Payload()}))
 
 
+def _drawn_tables(folder: Path, seeds_row: str,
+                  seeds_header: str = "dataset,model,split,seed,avg_r2") -> None:
+    """A figures folder holding Table 2 and its per-run values (the claims' inputs)."""
+    (folder / "table2.csv").write_text("dataset,model,split,n_seeds,avg_r2_mean\n"
+                                       "SH,urbanmoe,random,1,0.8\n")
+    (folder / "table2_seeds.csv").write_text(f"{seeds_header}\n{seeds_row}")
+
+
 @dataclass
 class Case:
     """One bad input: how to spoil the city (or the command line) and what the line names."""
@@ -193,6 +201,15 @@ CASES = [
          out="/proc/urbanmoe-run"),
     Case("claims without the tables' folder", ("--figures", "nowhere", "no such folder"),
          verb="claims", args=("--figures", "nowhere"), out="out/claims.md"),
+    Case("claims over a per-run table with a word for a seed",
+         ("table2_seeds.csv", "column 'seed'", "'zero'", "not a number"),
+         lambda city: _drawn_tables(city, "SH,urbanmoe,random,zero,0.8\n"), verb="claims",
+         args=("--figures", "city"), out="out/claims.md"),
+    Case("claims over a per-run table without its split column",
+         ("table2_seeds.csv", "column 'split'", "missing"),
+         lambda city: _drawn_tables(city, "SH,urbanmoe,random,0,0.8\n", "dataset,model,x,"
+                                    "seed,avg_r2"), verb="claims", args=("--figures", "city"),
+         out="out/claims.md"),
     Case("aggregate of a folder without runs", ("no metrics.json",), verb="aggregate",
          args=("city",), out="out/summary.csv"),
     Case("predict from a folder that is not a run", ("city", "not a run folder"),

@@ -286,24 +286,36 @@ def routing_claims(weights: pd.DataFrame, sparsity: pd.DataFrame | None, ds: str
     return out
 
 
+#: the columns of a block bootstrap table beside its keys (evaluation/bootstrap.py)
+REPLICATE = ("seeds", "blocks", "replicate")
+
+
 def check_claims(figures: Path, rule: Rule | None = None) -> list[Verdict]:
     """Every claim that the tables in ``figures`` allow checking."""
     figures, rule = Path(figures), rule or Rule()
     verdicts: list[Verdict] = []
-    t2 = read_optional(figures / "table2.csv")
+    t2 = read_optional(figures / "table2.csv", ("dataset", "model", "avg_r2_mean"))
     if t2 is not None:
-        ev = Evidence(read_optional(figures / "table2_seeds.csv"), ("dataset", "model", "split"),
-                      read_optional(figures / "table2_bootstrap.csv"), rule)
+        keys = ("dataset", "model", "split")
+        ev = Evidence(read_optional(figures / "table2_seeds.csv", (*keys, "seed")), keys,
+                      read_optional(figures / "table2_bootstrap.csv", (*keys, *REPLICATE)),
+                      rule)
         verdicts += table2_claims(t2, ev)
-    ab = read_optional(figures / "ablations_summary.csv")
+    ab = read_optional(figures / "ablations_summary.csv",
+                       ("dataset", "study", "setting", "n_seeds", "avg_r2_mean"))
     ds = str(ab["dataset"].iloc[0]) if ab is not None and len(ab) else "?"
     if ab is not None:
-        ev = Evidence(read_optional(figures / "ablations_seeds.csv"), ("study", "setting"),
-                      read_optional(figures / "ablations_bootstrap.csv"), rule)
+        keys = ("study", "setting")
+        ev = Evidence(read_optional(figures / "ablations_seeds.csv", (*keys, "seed")), keys,
+                      read_optional(figures / "ablations_bootstrap.csv", (*keys, *REPLICATE)),
+                      rule)
         verdicts += ablation_claims(ab, ds, ev)
-    weights = read_optional(figures / "figure5_weights.csv")
+    weights = read_optional(figures / "figure5_weights.csv",
+                            ("task", "branch", "kind", "eligible", "mean_weight"))
     if weights is not None:
-        verdicts += routing_claims(weights, read_optional(figures / "sparsity.csv"), ds, rule)
+        sparsity = read_optional(figures / "sparsity.csv",
+                                 ("task", "branch", "n_eligible", "mean_active"))
+        verdicts += routing_claims(weights, sparsity, ds, rule)
     return verdicts
 
 

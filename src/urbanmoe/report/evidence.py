@@ -11,6 +11,7 @@ returns the verdict with both intervals: over seeds (the rule) and over test reg
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from urbanmoe.errors import DataError
 from urbanmoe.evaluation.uncertainty import (
     HELD,
     NOT_HELD,
@@ -27,6 +29,7 @@ from urbanmoe.evaluation.uncertainty import (
     paired,
     percentile,
 )
+from urbanmoe.readers import read_csv
 
 PAIR = ["seed", "fold"]
 
@@ -73,8 +76,33 @@ class Rule:
     min_pairs: int = field(default_factory=lambda: int(_configured("min_pairs")))
 
 
-def read_optional(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if Path(path).is_file() else None
+#: columns that hold numbers wherever they appear in the tables the claims read
+NUMERIC = re.compile(r"(_r2|_rmse|_mae|_mean|_std)$|^(seed|fold|replicate|n_seeds|params_m|"
+                     r"value|n_specific|n_shared|n_dual|mean_weight|share_active|n_eligible|"
+                     r"mean_active)$")
+
+
+def read_optional(path: Path, required: Sequence[str] = ()) -> pd.DataFrame | None:
+    """A drawn table (None when absent). A file that is not a CSV table, lacks a ``required``
+    column or holds a non-number in a numeric column is one line naming the file, the column
+    and the value (``DataError``)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    df = read_csv(path, error=DataError)
+    for col in required:
+        if col not in df.columns:
+            raise DataError(f"{path}: column {col!r}: missing (columns: "
+                            f"{[str(c) for c in df.columns][:12]})")
+    for col in (c for c in df.columns if NUMERIC.search(str(c))):
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna() & df[col].notna()
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise DataError(f"{path}: column {col!r}, row {i + 2}: {str(df[col].iloc[i])[:40]!r} "
+                            "is not a number")
+        df[col] = values
+    return df
 
 
 class Evidence:
