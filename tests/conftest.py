@@ -199,12 +199,19 @@ def paper_numbers(run: Path) -> dict[str, pd.DataFrame]:
     return out
 
 
+#: Same seed, same machine: the same numbers, bit for bit. Another CPU runs other BLAS kernels
+#: (MKL picks them per instruction set), whose rounding moves the recorded numbers in the sixth
+#: digit (3.4e-6 relative at most, PCA's closed form included, between two x86 machines); a
+#: change of behaviour moves them far more.
+SAME_NUMBERS_RTOL = 1e-5
+
+
 def same_numbers(run: Path) -> None:
-    """The run's paper numbers equal the recorded ones (to 1e-9 relative: same seed, same
-    numbers on CPU)."""
+    """The run's paper numbers equal the recorded ones (to ``SAME_NUMBERS_RTOL``)."""
     for name, mine in paper_numbers(run).items():
         recorded = pd.read_csv(RECORDED / name, keep_default_na=False, na_values=[""])
-        pd.testing.assert_frame_equal(mine, recorded, rtol=1e-9, obj=name)
+        pd.testing.assert_frame_equal(mine, recorded, rtol=SAME_NUMBERS_RTOL, atol=1e-9,
+                                      obj=name)
 
 
 @pytest.fixture(scope="session")
