@@ -16,6 +16,8 @@ from urbanmoe.data.table import load_dataset
 from urbanmoe.evaluation.run import train_run
 from urbanmoe.features.location import encode_points, location_features, spacing_km, wavelengths
 from urbanmoe.features.plan import plan_inputs
+from urbanmoe.models.factory import build_urbanmoe as build_model
+from urbanmoe.training import registry
 
 SETTINGS = {"encoding": "sinusoid", "min_km": None, "max_km": None, "scales": 8, "seed": 0}
 QUICK = ["train.max_epochs=3", "train.threads=1", "train.patience=2"]
@@ -93,12 +95,52 @@ def test_urbanmoe_location_has_a_location_branch_and_needs_coordinates(tmp_path:
     assert "needs lat/lon" in none["skipped"]
 
 
-def test_auto_fits_urbanmoe_location_as_a_candidate(tmp_path: Path) -> None:
+def test_by_default_urbanmoe_has_the_branch_and_the_other_models_do_not(
+        tmp_path: Path) -> None:
+    """``model.location: auto``: UrbanMoE and its variants take the branch on a city with
+    coordinates, the baselines do not; ``false`` is the paper's model; the location experts
+    have their own hidden width."""
+    cfg = load_config(None, [])
+    assert cfg["model"]["location"] == "auto"
+    ds = load_dataset(tabular_city(tmp_path / "xy", coords=True))
+    for name, want in (("urbanmoe", True), ("urbanmoe_st", True), ("urbanmoe_dense", True),
+                       ("urbanmoe_location", True), ("ridge", False), ("lightgbm", False),
+                       ("mmoe", False)):
+        m = registry.configured(registry.get(name), {**cfg, "model": {**cfg["model"],
+                                                                      "name": name}})["model"]
+        assert m["location"] is want, name
+        assert ("location" in plan_inputs(ds, m).branches) is want, name
+    auto = registry.configured(registry.get("auto"), {**cfg, "model": {**cfg["model"],
+                                                                       "name": "auto"}})
+    assert auto["model"]["location"] == "auto"  # each candidate resolves it
+    paper = registry.configured(registry.get("urbanmoe"), load_config(None, [
+        "model.location=false"]))["model"]
+    assert paper["location"] is False and "location" not in plan_inputs(ds, paper).branches
+    model = build_model({**cfg["model"], "location_hidden": 8},
+                        {"text": 20, "location": 96}, 0, ["a", "b"], 10, None, 0)
+    assert model.branches["location"].experts.w1.shape[-1] == 8
+    assert model.branches["text"].experts.w1.shape[-1] == cfg["model"]["expert_hidden"]
+
+
+def test_auto_has_urbanmoe_location_as_a_candidate_unless_the_setting_says_otherwise(
+        tmp_path: Path) -> None:
+    """auto: the paper's UrbanMoE and its lag candidate without the branch, urbanmoe_location
+    with it; false (the paper's configuration) and true (every candidate has it) leave the
+    urbanmoe_location candidate out."""
+    import torch
+
     city = tabular_city(tmp_path / "xy", coords=True)
-    cfg = load_config(None, [*QUICK, f"features.cache_dir={tmp_path}/c", "model.name=auto",
-                             "model.location=false"])
-    m = train_run(city, 0, tmp_path / "auto", cfg, progress=False)
-    assert "urbanmoe_location" in m["candidates_test"] and "urbanmoe" in m["candidates_test"]
+    for location, extra, branch in (("auto", True, False), ("false", False, False),
+                                    ("true", False, True)):
+        cfg = load_config(None, [*QUICK, f"features.cache_dir={tmp_path}/c", "model.name=auto",
+                                 f"model.location={location}"])
+        m = train_run(city, 0, tmp_path / location, cfg, progress=False)
+        assert ("urbanmoe_location" in m["candidates_test"]) is extra, location
+        keys = torch.load(tmp_path / location / "model.pt", weights_only=True)
+        for cand, want in (("urbanmoe", branch), ("urbanmoe_lag", branch),
+                           ("urbanmoe_location", extra)):
+            has = any(k.startswith(f"{cand}.") and ".branches.location." in k for k in keys)
+            assert has is want, (location, cand)
 
 
 def _polygon_city(root: Path) -> Path:

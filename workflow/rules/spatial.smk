@@ -1,5 +1,6 @@
 # Spatial context, not in the paper (docs/spatial.md): `snakemake --cores 2 spatial`.
-# The comparison's runs come from `rule train` (collection "spatial"); transfer runs from here.
+# The comparison's runs come from `rule train` (collection "spatial"); transfer runs from here,
+# with the paper's UrbanMoE as the train rule's (model.location false).
 rule transfer:
     input:
         unpack(plan.transfer_inputs),
@@ -22,7 +23,8 @@ rule transfer:
     shell:
         "urbanmoe transfer --source {input.source:q} --target {input.target:q}"
         " {params.parts:q} --seed {params.seeds} --out {params.pattern:q}"
-        " --variant {wildcards.variant:q} --set train.threads={threads} --quiet > {log:q} 2>&1"
+        " --variant {wildcards.variant:q} --set model.location=false"
+        " --set train.threads={threads} --quiet > {log:q} 2>&1"
 
 
 rule spatial_report:

@@ -3,6 +3,8 @@
 # and the spatial-context comparison's (collection "spatial", `snakemake spatial`).
 # One job trains all seeds of a variant (one process: the imports are paid once); the longest
 # start first, and a run that reuses another's learned representation waits for it.
+# Every run is the paper's configuration: no location branch (model.location false), except
+# the row that is that branch (urbanmoe_location sets it on).
 rule train:
     input:
         dataset=plan.dataset_dir,
@@ -29,7 +31,7 @@ rule train:
         "urbanmoe train --dataset {input.dataset:q} --seed {params.seeds}"
         " --out {params.pattern:q} --variant {wildcards.variant:q}"
         " --set split.kind={wildcards.split:q} --set {params.features:q}"
-        " --set train.threads={threads} --quiet > {log:q} 2>&1"
+        " --set model.location=false --set train.threads={threads} --quiet > {log:q} 2>&1"
 
 
 # Every region of a dataset, unlabelled ones too, predicted by the default model's runs

@@ -14,8 +14,9 @@ how many eligible experts have G̃_τ,m > 0 per test region (after the threshold
                                             output norm and the router are not counted)
 
 with d_in the branch input width (read from ``model.pt``: the router's weight is (ΣM_τ, d_in)),
-h = ``model.expert_hidden`` and o = ``model.expert_out``.  "Dense" counts every expert a task
-may use (the per-task rows) or the whole pool (the "all tasks" row: an expert is needed when
+h the branch's expert hidden width (read from its W1: ``model.expert_hidden``, the location
+branch's ``model.location_hidden``) and o = ``model.expert_out``.  "Dense" counts every expert a
+task may use (the per-task rows) or the whole pool (the "all tasks" row: an expert is needed when
 any task keeps it); "active" counts only the experts kept in the region, averaged.
 
 The wall-time saving of THIS implementation is zero: ``StackedExperts`` evaluates every expert
@@ -33,8 +34,9 @@ import pandas as pd
 from urbanmoe.binaries import read_checkpoint
 from urbanmoe.errors import RunError
 from urbanmoe.evaluation.experts import Routing, short_labels
+from urbanmoe.models.factory import configured_hidden
 
-__all__ = ["ALL_TASKS", "branch_input_widths", "expert_flops", "router_weights", "sparsity_table"]
+__all__ = ["ALL_TASKS", "branch_widths", "expert_flops", "router_weights", "sparsity_table"]
 
 ALL_TASKS = "all tasks (union)"
 WALL_TIME_NOTE = "0 (dense experts, masked after)"
@@ -45,15 +47,20 @@ def expert_flops(d_in: int, hidden: int, out: int) -> int:
     return 2 * d_in * hidden + 2 * hidden * out
 
 
-def branch_input_widths(r: Routing) -> dict[str, int]:
-    """d_in of every branch, from the router weights stored in the run's ``model.pt``."""
+def branch_widths(r: Routing) -> dict[str, tuple[int, int]]:
+    """(d_in, hidden width) of every branch's experts, from the weights in the run's
+    ``model.pt``: d_in from the router, the hidden width from the stacked W1 (E, d_in, h), or
+    the configured one where the pool is stored otherwise. Branches may differ in both (the
+    location branch's is ``model.location_hidden``)."""
     state = read_checkpoint(r.run_dir / "model.pt", "the run's checkpoint", error=RunError)
     widths = {}
     for b in r.branches:
         name = f"{r.key}.branches.{b}.router.gate.weight"
         if name not in state:
             raise KeyError(f"{r.run_dir / 'model.pt'} lacks {name}")
-        widths[b] = int(state[name].shape[1])
+        w1 = state.get(f"{r.key}.branches.{b}.experts.w1")
+        hidden = int(w1.shape[-1]) if w1 is not None else configured_hidden(r.config["model"], b)
+        widths[b] = (int(state[name].shape[1]), hidden)
     return widths
 
 
@@ -66,20 +73,22 @@ def _group_counts(r: Routing, t: int, active: np.ndarray) -> str:
     return " + ".join(f"{k} {v:.1f}" for k, v in means.items())
 
 
-def sparsity_table(r: Routing, d_in: dict[str, int] | None = None) -> pd.DataFrame:
+def sparsity_table(r: Routing, widths: dict[str, tuple[int, int]] | None = None
+                   ) -> pd.DataFrame:
     """Per branch and task (plus the union over tasks): active experts and expert-layer FLOPs.
 
-    ``d_in`` (branch -> input width) defaults to :func:`branch_input_widths`.
+    ``widths`` (branch -> (input width, hidden width)) defaults to :func:`branch_widths`.
     """
-    d_in = d_in if d_in is not None else branch_input_widths(r)
-    hidden, out = int(r.config["model"]["expert_hidden"]), int(r.config["model"]["expert_out"])
+    shapes = widths if widths is not None else branch_widths(r)
+    out = int(r.config["model"]["expert_out"])
     widths = {b: r.experts[b].shape[-1] for b in r.branches}
     if any(w != out for w in widths.values()):
         raise ValueError(f"expert output widths {widths} differ from model.expert_out = {out}")
     eligible, kinds = r.eligible, np.array(r.kinds)
     rows = []
     for b in r.branches:
-        f = expert_flops(d_in[b], hidden, out)
+        d_in, hidden = shapes[b]
+        f = expert_flops(d_in, hidden, out)
         kept = r.gates[b] > 0  # (n, T, E)
         for t, task in enumerate([*r.tasks, ALL_TASKS]):
             if task == ALL_TASKS:
@@ -93,7 +102,7 @@ def sparsity_table(r: Routing, d_in: dict[str, int] | None = None) -> pd.DataFra
                    "share_active": float(count.mean() / ok.sum()), "eps": r.eps}
             for k in ("specific", "dual", "shared"):
                 row[f"active_{k}"] = float(active[:, kinds == k].sum(axis=1).mean())
-            row.update({"d_in": d_in[b], "expert_hidden": hidden, "expert_out": out,
+            row.update({"d_in": d_in, "expert_hidden": hidden, "expert_out": out,
                         "flops_per_expert": f, "flops_dense": f * int(ok.sum()),
                         "flops_active": f * float(count.mean()),
                         "measured_time_saving": 0.0})

@@ -11,8 +11,10 @@ may bring other modalities: precomputed embeddings and tabular feature groups
   of its own otherwise;
 * the row profile of every relation (``features/relations.py``) not declared
   ``profile: false``, each a branch of its own;
-* with ``model.location`` (not in the paper), the location encoding of the coordinates
-  (``features/location.py``) when the city has coordinates, a branch of its own;
+* with ``model.location`` true (not in the paper; ``auto`` is resolved per model by
+  ``training/registry.configured``: true for UrbanMoE and its variants), the location encoding
+  of the coordinates (``features/location.py``) when the city has coordinates, a branch of its
+  own;
 * **context**: the feature groups of at most ``model.context_max_columns`` columns, appended to
   z beside p, so that two mobility flows do not get a module of experts of their own (when
   nothing else forms a branch, they do).
@@ -69,7 +71,7 @@ def plan_inputs(ds: RegionDataset, m: Mapping[str, Any]) -> InputPlan:
             context = list(m["context"])
         branches = primary + [g for g in tabular if g not in context]
         branches += profiled
-        if m.get("location") and ds.coords is not None and LOCATION not in branches:
+        if m.get("location") is True and ds.coords is not None and LOCATION not in branches:
             branches.append(LOCATION)
     both = sorted(set(branches) & set(context))
     if both:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from urbanmoe.features.base import LOCATION
 from urbanmoe.models.experts import ExpertShape
 from urbanmoe.models.layout import ExpertLayout
 from urbanmoe.models.region import build_region_embedding
@@ -42,11 +43,26 @@ def expert_shape(m: dict[str, Any]) -> ExpertShape:
     return ExpertShape(m["expert_hidden"], m["expert_out"], m["activation"], m["output_norm"])
 
 
+def branch_shapes(m: dict[str, Any]) -> dict[str, ExpertShape]:
+    """The branches whose experts differ from ``expert_shape``: the location branch's have
+    ``location_hidden`` hidden units (its input is a smooth code of two numbers, not an
+    embedding; narrower experts keep its cost a fraction of an image branch's)."""
+    shape = expert_shape(m)
+    return {LOCATION: ExpertShape(m["location_hidden"], shape.d_out, shape.activation,
+                                  shape.output_norm)}
+
+
+def configured_hidden(m: dict[str, Any], branch: str) -> int:
+    """The hidden width of ``branch``'s experts under ``model.*`` settings ``m``."""
+    return branch_shapes(m).get(branch, expert_shape(m)).d_hidden
+
+
 def _common(m: dict[str, Any], n_poi: int, n_regions: int, coords: np.ndarray | None,
             seed: int, n_lag: int = 0) -> dict[str, Any]:
     return dict(n_lag=n_lag, d_r=m["d_r"], region=region_module(m, n_regions, coords, seed),
                 use_region=m["use_region"], use_poi=m["use_poi"] and n_poi > 0,
-                expert_shape=expert_shape(m), head_hidden=m["head_hidden"], eps=m["eps"])
+                expert_shape=expert_shape(m), branch_shapes=branch_shapes(m),
+                head_hidden=m["head_hidden"], eps=m["eps"])
 
 
 def build_urbanmoe(m: dict[str, Any], branch_dims: dict[str, int], n_poi: int, tasks: list[str],

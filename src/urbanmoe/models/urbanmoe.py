@@ -97,7 +97,8 @@ class TaskHeads(nn.Module):
 class UrbanMoE(nn.Module):
     """Multi-branch sparse multi-expert model for multi-task region profiling (Eq. 1-7).
 
-    Every expert of every branch has ``expert_shape`` (Eq. 2); the heads (Eq. 7) read the
+    Every expert of every branch has ``expert_shape`` (Eq. 2), except a branch named in
+    ``branch_shapes`` (another hidden width; the same output width); the heads (Eq. 7) read the
     branches' fused outputs side by side, n_branches · ``expert_shape.d_out`` wide.
     """
 
@@ -117,6 +118,7 @@ class UrbanMoE(nn.Module):
         eps: float = 0.01,
         expert_impl: str = "stacked",
         n_lag: int = 0,
+        branch_shapes: Mapping[str, ExpertShape] | None = None,
     ) -> None:
         super().__init__()
         if not branch_dims:
@@ -146,10 +148,15 @@ class UrbanMoE(nn.Module):
             if d_region != d_r:
                 raise ValueError(f"region embedding has d_r={d_region}, model expects {d_r}")
         self.d_r = d_region
+        shapes = dict(branch_shapes or {})
+        if any(sh.d_out != expert_shape.d_out for sh in shapes.values()):
+            raise ValueError("every branch's experts need the same output width (Eq. 7 reads "
+                             "them side by side)")
         d_ctx = d_region + (n_poi if self.use_poi else 0) + n_lag
         self.branches = nn.ModuleDict(
             {
-                name: SparseMultiExpert(d_e + d_ctx, layout, expert_shape, eps, expert_impl)
+                name: SparseMultiExpert(d_e + d_ctx, layout, shapes.get(name, expert_shape),
+                                        eps, expert_impl)
                 for name, d_e in branch_dims.items()
             }
         )

@@ -9,14 +9,23 @@ Not in the paper. Which model wins depends on the city and the split (``docs/spa
 * ``urbanmoe_lag``: UrbanMoE with the spatial lag of the training labels appended to z
   (``spatial.lag: context``; needs lat/lon);
 * ``urbanmoe_location``: UrbanMoE with the location encoding as a branch of its own
-  (``features/location.py``; needs lat/lon);
+  (``features/location.py``; needs lat/lon or a geometry file);
 
-and, per task, the average of the two candidates best on validation, ``w * a + (1 - w) * b``
-with ``w`` on ``ensemble.WEIGHT_GRID``. A candidate is scored by its R² on the task's observed
-validation rows; the average, whose weight is itself fitted on validation, by two-fold
-cross-fitting within them (the weight fitted on one half and scored on the other, so that
-fitting it does not flatter it). The best score wins, ties going to the earlier candidate; the
-chosen average's weight is then refitted on every validation row. Test labels are never read.
+and, per task, the average of the candidate best on validation with one other,
+``w * a + (1 - w) * b`` with ``w`` on ``ensemble.WEIGHT_GRID``, the partner being the one whose
+average scores best: not always the second best, which may be the best's near twin (UrbanMoE
+and UrbanMoE + location) where a model of other inputs averages better. A candidate is scored
+by its R² on the task's observed validation rows; an average, whose weight is itself fitted on
+validation, by two-fold cross-fitting within them (the weight fitted on one half and scored on
+the other, so that fitting it does not flatter it). The best score wins, ties going to the
+earlier candidate; the chosen average's weight is then refitted on every validation row. Test
+labels are never read.
+
+``model.location`` decides which candidates carry the location branch: ``auto`` (the default)
+only ``urbanmoe_location``, so that a model of place (the kNN, UrbanMoE + location) can be
+averaged with models of the modalities; ``true`` all of them (``urbanmoe_location`` would then
+be ``urbanmoe`` again, and is left out); ``false`` none (the paper's configuration; it is left
+out too).
 """
 
 from __future__ import annotations
@@ -43,14 +52,23 @@ CANDIDATES: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("urbanmoe_lag", "urbanmoe", {"lag": "context"}),
     ("urbanmoe_location", "urbanmoe_location", {}),
 )
+LOCATION_CANDIDATE = "urbanmoe_location"  # the candidate that is the location branch
 
 
 def candidate_config(cfg: dict[str, Any], model: str, spatial: dict[str, str]) -> dict[str, Any]:
-    """The configuration a candidate runs under (with the ``model.*`` settings its model
-    implies: ``registry.configured``)."""
+    """The configuration a candidate runs under: the location branch only with
+    ``model.location: true`` (``urbanmoe_location`` turns it on itself), and the ``model.*``
+    settings its model implies (``registry.configured``)."""
     return registry.configured(registry.get(model), {
-        **cfg, "model": {**cfg["model"], "name": model},
+        **cfg, "model": {**cfg["model"], "name": model,
+                         "location": cfg["model"]["location"] is True},
         "spatial": {**cfg["spatial"], "lag": "none", "ensemble": "none", **spatial}})
+
+
+def candidates(cfg: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
+    """``CANDIDATES`` under ``model.location`` (see the module docstring)."""
+    drop = cfg["model"]["location"] in (True, False)
+    return [c for c in CANDIDATES if not (drop and c[0] == LOCATION_CANDIDATE)]
 
 
 def _with_lag(prep: Prepared, cfg: dict[str, Any]) -> Prepared:
@@ -92,13 +110,16 @@ def choose(val_preds: dict[str, np.ndarray], y: np.ndarray, observed: np.ndarray
         o = observed[:, j]
         score = {c: _r2(y[o, j], p[o, j]) for c, p in val_preds.items()}
         ranked = sorted(score, key=lambda c: -score[c])  # stable: ties keep candidate order
-        pick = {ranked[0]: 1.0}
+        a = ranked[0]
+        pick = {a: 1.0}
         if len(ranked) > 1 and o.sum() >= 4:
-            a, b = ranked[:2]
-            pair = f"{a}+{b}"
-            score[pair] = cross_fitted_r2(val_preds[a][o, j], val_preds[b][o, j], y[o, j],
-                                          half[o])
-            if score[pair] > score[a]:
+            partner = {}
+            for b in ranked[1:]:  # the best candidate averaged with each other one
+                partner[b] = cross_fitted_r2(val_preds[a][o, j], val_preds[b][o, j], y[o, j],
+                                             half[o])
+                score[f"{a}+{b}"] = partner[b]
+            b = max(partner, key=lambda c: partner[c])  # ties: the better-ranked partner
+            if partner[b] > score[a]:
                 w = _weight(val_preds[a][o, j], val_preds[b][o, j], y[o, j])
                 pick = {a: w, b: round(1.0 - w, 2)}
         weights.append(pick)
@@ -127,14 +148,14 @@ def fit_auto(prep: Prepared, cfg: dict[str, Any], seed: int, device: torch.devic
     va, te = prep.split.val, prep.split.test
     both = replace(prep, split=Split(prep.split.train, va, np.concatenate([va, te])))
     val_preds, test_preds, fitted = {}, {}, {}
-    for cid, model, spatial in CANDIDATES:
+    for cid, model, spatial in candidates(cfg):
         ccfg = candidate_config(cfg, model, spatial)
         spec = registry.get(model)
         if registry.skip_reason(spec, prep.ds, ccfg["model"]) is not None or (
                 spatial.get("lag") and prep.ds.coords is None):
             continue
         cprep = _with_lag(both, ccfg) if spatial.get("lag") else both
-        if ccfg["model"]["location"]:
+        if ccfg["model"]["location"] is True:
             cprep = with_location(cprep, ccfg)
         out = fit_model(spec, cprep, ccfg, seed, device, progress,
                         state=sub_state(state, cid))

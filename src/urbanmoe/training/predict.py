@@ -114,6 +114,7 @@ def predict_run(run_dir: Path, ds: RegionDataset, cache: Path | None,
         raise RunError(f"{weights}: the run's checkpoint holds a {type(state).__name__}, "
                        "not a state dict")
     spec = registry.get(cfg["model"]["name"])
+    cfg = registry.configured(spec, cfg)
     reason = registry.skip_reason(spec, ds, cfg["model"])
     if reason is not None:
         raise RunError(f"{run_dir}: {reason}")

@@ -137,10 +137,13 @@ URBANMOE_FAMILY = tuple(name for name, spec in MODELS.items() if spec.target == 
 
 
 def configured(spec: ModelSpec, cfg: dict[str, Any]) -> dict[str, Any]:
-    """``cfg`` with the ``model.*`` settings ``spec`` implies (the same dict if none)."""
-    if not spec.settings:
-        return cfg
-    return {**cfg, "model": {**cfg["model"], **dict(spec.settings)}}
+    """``cfg`` with the ``model.*`` settings ``spec`` implies, and ``model.location: auto``
+    resolved: on for UrbanMoE and its variants, off for every other model; ``auto`` passes it on
+    to its candidates, each resolving it so (the same dict when there is nothing to change)."""
+    m = {**cfg["model"], **dict(spec.settings)}
+    if m.get("location") == "auto" and spec.family != "auto":
+        m["location"] = spec.target == _FACTORY
+    return cfg if m == cfg["model"] else {**cfg, "model": m}
 
 
 def skip_reason(spec: ModelSpec, ds: RegionDataset, m: Mapping[str, Any]) -> str | None:
