@@ -81,9 +81,9 @@ def sparsity_table(r: Routing, widths: dict[str, tuple[int, int]] | None = None
     """
     shapes = widths if widths is not None else branch_widths(r)
     out = int(r.config["model"]["expert_out"])
-    widths = {b: r.experts[b].shape[-1] for b in r.branches}
-    if any(w != out for w in widths.values()):
-        raise ValueError(f"expert output widths {widths} differ from model.expert_out = {out}")
+    outs = {b: r.experts[b].shape[-1] for b in r.branches}
+    if any(w != out for w in outs.values()):
+        raise ValueError(f"expert output widths {outs} differ from model.expert_out = {out}")
     eligible, kinds = r.eligible, np.array(r.kinds)
     rows = []
     for b in r.branches:

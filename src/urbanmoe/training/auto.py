@@ -67,8 +67,9 @@ def candidate_config(cfg: dict[str, Any], model: str, spatial: dict[str, str]) -
 
 def candidates(cfg: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
     """``CANDIDATES`` under ``model.location`` (see the module docstring)."""
-    drop = cfg["model"]["location"] in (True, False)
-    return [c for c in CANDIDATES if not (drop and c[0] == LOCATION_CANDIDATE)]
+    if cfg["model"]["location"] == "auto":
+        return list(CANDIDATES)
+    return [c for c in CANDIDATES if c[0] != LOCATION_CANDIDATE]
 
 
 def _with_lag(prep: Prepared, cfg: dict[str, Any]) -> Prepared:
